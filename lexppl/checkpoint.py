@@ -1,0 +1,58 @@
+"""Atomic checkpoints that carry their config and the library version."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lexppl._version import __version__
+
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or not a lexppl checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` (plus the library version) to ``path`` atomically: a partly written
+    file never replaces a good one, because the data goes to a temporary file in the same
+    folder that is then renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {**state, "lexppl_version": __version__}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    :raises CheckpointError: when the file is missing, corrupt, or not a lexppl checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(error).__name__} {first_line}"[:300]
+        ) from None
+    if not isinstance(state, dict) or "lexppl_version" not in state:
+        raise CheckpointError(f"{path} is not a lexppl checkpoint (no lexppl_version entry).")
+    return state

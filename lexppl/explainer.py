@@ -1,0 +1,308 @@
+"""A scikit-learn style entry point for users who just want explanations."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor
+
+from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lexppl.distributions import IndependentBernoulli, KSubset
+from lexppl.imputers import ConstantImputer, GaussianImputer, MarginalImputer, MeanImputer
+from lexppl.infer import EnumerateBound, PathwiseBound, ReinforceBound
+from lexppl.models import (
+    LEX,
+    CategoricalLikelihood,
+    L1Penalty,
+    NormalLikelihood,
+)
+from lexppl.nets import MLP
+from lexppl.train import fit, pretrain_predictor
+
+__all__ = ["LEXExplainer"]
+
+# The one table from option names to lexppl objects (the core takes objects, never strings).
+MASKS = {"subset": "KSubset", "bernoulli": "IndependentBernoulli"}
+IMPUTERS = {
+    "constant": lambda: ConstantImputer(0.0),
+    "mean": MeanImputer,
+    "gaussian": GaussianImputer,
+    "marginal": MarginalImputer,
+}
+ESTIMATORS = {
+    "pathwise": lambda p: PathwiseBound(p.num_masks, p.num_imputations, p.temperature),
+    "reinforce": lambda p: ReinforceBound(p.num_masks, p.num_imputations),
+    "enumerate": lambda p: EnumerateBound(p.num_imputations),
+}
+TASKS = ("classification", "regression")
+
+
+def _choice(kind: str, value: Any, table) -> Any:
+    if value not in table:
+        raise ValueError(f"Unknown {kind} {value!r}; valid choices are {sorted(table)}.")
+    return table[value]
+
+
+class LEXExplainer(BaseEstimator):
+    """
+    Explain tabular predictions with a LEX model, scikit-learn style.
+
+    ``LEXExplainer(k=5, imputer="gaussian").fit(X, y).explain(X)`` trains a selector, an
+    imputer and a predictor jointly (free in-situ regime) and returns the importance map
+    :math:`\\mathbb E[Z|x]` of every row.
+
+    Parameters
+    ----------
+    mask : {"subset", "bernoulli"}, default="subset"
+        Mask family: exactly ``k`` features (L2X-style) or independent Bernoulli (INVASE,
+        REAL-X) with an ``l1`` penalty.
+    k : int, default=None
+        Number of selected features; required for ``mask="subset"``.
+    l1 : float, default=0.0
+        Strength λ of the L1 penalty λ·mean(z) (Bernoulli masks).
+    imputer : {"constant", "mean", "gaussian", "marginal"}, default="constant"
+        How unselected features are turned off. ``"constant"`` is 0-imputation; ``"gaussian"``
+        imputes independent Gaussians fitted on ``X`` (the true conditional of S1–S3);
+        ``"marginal"`` copies rows of ``imputer_data`` given to :meth:`fit` (default ``X``).
+    estimator : {"pathwise", "reinforce", "enumerate"}, default="pathwise"
+        Gradient estimator for the mask (see :mod:`lexppl.infer`).
+    num_masks, num_imputations : int, default=10, 1
+        Importance samples L and K of the bound.
+    epochs, batch_size, lr, weight_decay : training settings, defaults from the LEX paper
+        except ``epochs``.
+    pretrain_epochs : int, default=0
+        Epochs of predictor pre-training on Bernoulli(1/2) masks before the joint training
+        (REAL-X's surrogate).
+    fix_predictor : bool, default=False
+        Keep the predictor fixed while training the selector (fixed-θ regime; with
+        ``pretrain_epochs > 0`` this is "surrogate 0-imputation").
+    task : {"classification", "regression"}, default="classification"
+    selector_hidden, predictor_hidden : tuple of int
+        Hidden sizes of the MLPs (paper: 2 × 200 selector, 3 × 200 predictor).
+    temperature : float, default=0.5
+        Relaxation temperature of the pathwise estimator.
+    device : str, default="cpu"
+    seed : int, default=0
+    verbose : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    model_ : LEX
+        The trained model.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (classification).
+    n_features_in_ : int
+    losses_ : list of float
+        Mean training loss (negated bound) per epoch.
+    """
+
+    def __init__(
+        self,
+        *,
+        mask: str = "subset",
+        k: int | None = None,
+        l1: float = 0.0,
+        imputer: str = "constant",
+        estimator: str = "pathwise",
+        num_masks: int = 10,
+        num_imputations: int = 1,
+        epochs: int = 100,
+        batch_size: int = 1000,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-3,
+        pretrain_epochs: int = 0,
+        fix_predictor: bool = False,
+        task: str = "classification",
+        selector_hidden: tuple[int, ...] = (200, 200),
+        predictor_hidden: tuple[int, ...] = (200, 200, 200),
+        temperature: float = 0.5,
+        device: str = "cpu",
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.mask = mask
+        self.k = k
+        self.l1 = l1
+        self.imputer = imputer
+        self.estimator = estimator
+        self.num_masks = num_masks
+        self.num_imputations = num_imputations
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.pretrain_epochs = pretrain_epochs
+        self.fix_predictor = fix_predictor
+        self.task = task
+        self.selector_hidden = selector_hidden
+        self.predictor_hidden = predictor_hidden
+        self.temperature = temperature
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ building
+    def _validate_params(self) -> None:
+        _choice("mask", self.mask, MASKS)
+        _choice("imputer", self.imputer, IMPUTERS)
+        _choice("estimator", self.estimator, ESTIMATORS)
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; valid choices are {list(TASKS)}.")
+        if self.mask == "subset":
+            if self.k is None:
+                raise ValueError('mask="subset" needs the number of features k.')
+            if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool):
+                raise ValueError(f"k must be an int; got {self.k!r}.")
+        if not self.l1 >= 0:
+            raise ValueError(f"l1 must be >= 0; got {self.l1}.")
+
+    def _build(self, n_features: int, n_outputs: int) -> LEX:
+        if self.mask == "subset" and not 1 <= int(self.k) <= n_features:
+            raise ValueError(
+                f"k must satisfy 1 <= k <= D; got k={self.k} for D={n_features} features."
+            )
+        family = (functools.partial(KSubset, k=int(self.k)) if self.mask == "subset"
+                  else IndependentBernoulli)
+        likelihood = (CategoricalLikelihood() if self.task == "classification"
+                      else NormalLikelihood())
+        return LEX(
+            selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
+            predictor=MLP(n_features, n_outputs, tuple(self.predictor_hidden)),
+            imputer=IMPUTERS[self.imputer](),
+            mask_family=family,
+            likelihood=likelihood,
+            regularizer=L1Penalty(self.l1) if self.l1 > 0 else None,
+        )
+
+    # ------------------------------------------------------------------ checks
+    def _check_X(self, X, fitting: bool = False) -> Tensor:
+        X = np.asarray(X, dtype=np.float32) if not isinstance(X, Tensor) else X.float()
+        X = torch.as_tensor(X)
+        if X.dim() != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
+        if X.shape[0] == 0:
+            raise ValueError("X has no rows.")
+        if not torch.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values.")
+        if not fitting and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but LEXExplainer was fitted with "
+                f"{self.n_features_in_} features."
+            )
+        return X
+
+    def _encode_y(self, y, n: int) -> Tensor:
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) to match X; got {y.shape}.")
+        if self.task == "regression":
+            y = y.astype(np.float32)
+            if not np.isfinite(y).all():
+                raise ValueError("y contains NaN or infinite values.")
+            return torch.as_tensor(y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinite values.")
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has a single class {self.classes_}; need at least 2.")
+        return torch.as_tensor(encoded, dtype=torch.long)
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X, y, imputer_data=None) -> LEXExplainer:
+        """Train the LEX model on ``X`` of shape (n_samples, n_features) and targets ``y``.
+
+        ``imputer_data`` (default ``X``) is the data the imputer is fitted on; give a
+        held-out set to keep the marginal imputer from copying the training rows.
+        """
+        self._validate_params()
+        X = self._check_X(X, fitting=True)
+        y = self._encode_y(y, X.shape[0])
+        self.n_features_in_ = X.shape[1]
+        n_outputs = len(self.classes_) if self.task == "classification" else 1
+        torch.manual_seed(self.seed)
+        self.model_ = self._build(self.n_features_in_, n_outputs)
+        imputer = self.model_.imputer
+        if imputer.requires_fit or self.imputer == "gaussian":
+            imputer.fit(X if imputer_data is None else self._check_X(imputer_data))
+        settings = dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                        device=self.device, seed=self.seed, progress=self.verbose)
+        if self.pretrain_epochs:
+            pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
+        bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
+        freeze = ("predictor",) if self.fix_predictor else ()
+        result = fit(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
+        self.losses_ = result.losses
+        return self
+
+    def _tensor(self, X) -> Tensor:
+        check_is_fitted(self, "model_")
+        return self._check_X(X).to(self.device)
+
+    def explain(self, X) -> np.ndarray:
+        """Importance map :math:`\\mathbb E[Z|x]`, shape (n_samples, n_features)."""
+        x = self._tensor(X)
+        return self.model_.importance(x).cpu().numpy()
+
+    def sample_masks(self, X, num_samples: int = 100) -> np.ndarray:
+        """Masks sampled from :math:`p_\\gamma(z|x)`, shape (num_samples, n_samples, n_features)."""
+        x = self._tensor(X)
+        return self.model_.explain(x, num_samples).cpu().numpy()
+
+    def select(self, X) -> np.ndarray:
+        """The most probable selection of each row as 0/1, shape (n_samples, n_features):
+        the top-k features (subset masks) or features with probability > 1/2 (Bernoulli)."""
+        x = self._tensor(X)
+        with torch.no_grad():
+            mode = self.model_.mask_distribution(x).mode
+        return mode.cpu().numpy().astype(np.int64)
+
+    def predict_proba(self, X, num_samples: int = 100) -> np.ndarray:
+        """Class probabilities averaged over ``num_samples`` masks, (n_samples, n_classes)."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is only available for task='classification'.")
+        x = self._tensor(X)
+        return self.model_.predict(x, num_samples, self.num_imputations).cpu().numpy()
+
+    def predict(self, X, num_samples: int = 100) -> np.ndarray:
+        """Predicted classes (classification) or predictive means (regression)."""
+        if self.task == "classification":
+            return self.classes_[self.predict_proba(X, num_samples).argmax(1)]
+        x = self._tensor(X)
+        return self.model_.predict(x, num_samples).cpu().numpy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted explainer (config, classes, weights) as an atomic checkpoint."""
+        check_is_fitted(self, "model_")
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        classes = self.classes_.tolist() if self.task == "classification" else []
+        save_checkpoint(path, {"config": params, "n_features": self.n_features_in_,
+                               "classes": classes, "model": self.model_.state_dict()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> LEXExplainer:
+        """Restore an explainer written by :meth:`save`."""
+        state = load_checkpoint(path, map_location=device)
+        try:
+            config = dict(state["config"], device=device)
+            for key in ("selector_hidden", "predictor_hidden"):
+                config[key] = tuple(config[key])
+            explainer = cls(**config)
+            explainer._validate_params()
+            explainer.n_features_in_ = int(state["n_features"])
+            if explainer.task == "classification":
+                explainer.classes_ = np.asarray(state["classes"])
+            n_outputs = len(state["classes"]) if explainer.task == "classification" else 1
+            explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs)
+            explainer.model_.load_state_dict(state["model"])
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None
+        explainer.model_.to(device).eval()
+        return explainer

@@ -1,0 +1,15 @@
+"""Bounds and mask-gradient estimators for training LEX (DESIGN §1)."""
+
+from lexppl.infer.bound import BoundTerms, ImportanceWeightedBound
+from lexppl.infer.enumerate import EnumerateBound
+from lexppl.infer.pathwise import PathwiseBound, StraightThroughReparam
+from lexppl.infer.reinforce import ReinforceBound
+
+__all__ = [
+    "BoundTerms",
+    "EnumerateBound",
+    "ImportanceWeightedBound",
+    "PathwiseBound",
+    "ReinforceBound",
+    "StraightThroughReparam",
+]

@@ -1,0 +1,179 @@
+"""The importance-weighted LEX bound L_{L,K} shared by every mask-gradient estimator."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import pyro.poutine as poutine
+import torch
+from pyro.infer import ELBO
+from pyro.infer.util import is_validation_enabled
+from pyro.util import warn_if_nan
+from torch import Tensor
+
+from lexppl.models.lex import IMPUTATION, MASK
+
+__all__ = ["BoundTerms", "ImportanceWeightedBound"]
+
+
+class BoundTerms(NamedTuple):
+    """What one vectorised trace of a LEX model contributes to the bound.
+
+    - ``per_datum``: :math:`\\log \\frac{1}{LK}\\sum_{l,k} w_{l,k}` for each datum, shape ``(N,)``.
+    - ``log_weights``: :math:`\\log w_{l,k}` of shape ``(K, L, N)``.
+    - ``mask_log_prob``: :math:`\\log p_\\gamma(z^l|x)` summed over mask sites, ``(L, N)``.
+    - ``global_term``: :math:`\\log p - \\log q` of latent sites drawn by a guide (scalar).
+    """
+
+    per_datum: Tensor
+    log_weights: Tensor
+    mask_log_prob: Tensor
+    global_term: Tensor
+
+    @property
+    def total(self) -> Tensor:
+        return self.per_datum.sum() + self.global_term
+
+
+def _as_particles(log_prob: Tensor) -> Tensor:
+    # Site log-densities come with size-1 particle dims left out: (N,), (L, N) or (K, L, N).
+    while log_prob.dim() < 3:
+        log_prob = log_prob.unsqueeze(0)
+    return log_prob
+
+
+class ImportanceWeightedBound(ELBO):
+    r"""
+    The LEX importance-weighted bound with :math:`L` masks and :math:`K` imputations per mask
+    (LEX paper eq. 28-29, App. E.1), minus the regulariser of eq. 6:
+
+    .. math::
+
+        \mathcal L_{L,K} = \sum_n \mathbb E\left[\log \frac{1}{LK} \sum_{l=1}^L \sum_{k=1}^K
+            p_\theta(y_n \mid \tilde x_n^{l,k})\right] - \lambda\, \mathbb E[R(Z)],\qquad
+            z^l \sim p_\gamma(\cdot|x_n),\; \tilde x^{l,k} \sim p_\iota(\cdot|x_n, z^l).
+
+    Masks and imputations are proposed from the model's own prior, so the importance weights
+    are the likelihoods :math:`w_{l,k} = p_\theta(y|\tilde x^{l,k})` (times any other observed
+    or factor site). :math:`\mathcal L_{1,1} \le \mathcal L_{L,K} \le \log p(y|x)`, and the bound
+    tightens as :math:`L` and :math:`K` grow (Burda et al. 2016; Domke & Sheldon 2018).
+    Particles are vectorised: the model is called with ``num_masks=L, num_imputations=K``.
+
+    Subclasses choose how the gradient with respect to the selector reaches through the
+    discrete mask: :class:`~lexppl.infer.PathwiseBound`, :class:`~lexppl.infer.ReinforceBound`,
+    :class:`~lexppl.infer.EnumerateBound`. Like every Pyro ELBO, an instance works with
+    :class:`pyro.infer.SVI` (``loss_and_grads``) and with a plain torch optimiser
+    (``differentiable_loss``, or ``bound(model, guide)`` to get an ``nn.Module``). Losses are
+    negated bounds summed over the data, as in Pyro.
+
+    .. note:: Pyro's ``RenyiELBO(alpha=0)`` computes the same value but gives *zero* gradient
+        to discrete sites, which is why lexppl has its own bounds.
+
+    :param int num_masks: :math:`L \ge 1`.
+    :param int num_imputations: :math:`K \ge 1`.
+
+    **References**
+
+    [1] Senetaire et al., *Explainability as statistical inference*, ICML 2023, App. E.
+    [2] Burda, Grosse, Salakhutdinov, *Importance Weighted Autoencoders*, ICLR 2016.
+    """
+
+    def __init__(self, num_masks: int = 1, num_imputations: int = 1) -> None:
+        for name, value in [("num_masks", num_masks), ("num_imputations", num_imputations)]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
+        super().__init__(num_particles=1, max_plate_nesting=3, vectorize_particles=False)
+        self.num_masks = num_masks
+        self.num_imputations = num_imputations
+
+    # ------------------------------------------------------------------ hooks
+    def _mask_handler(self, model):
+        """Wrap ``model`` so that mask sites are drawn the way the estimator needs."""
+        return model
+
+    def _num_mask_particles(self, model, args, kwargs) -> int:
+        return self.num_masks
+
+    def _surrogate(self, terms: BoundTerms) -> Tensor:
+        """A scalar whose value is the bound and whose gradient is the estimator's."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ traces
+    def _get_trace(self, model, guide, args, kwargs):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        kwargs = dict(
+            kwargs,
+            num_masks=self._num_mask_particles(model, args, kwargs),
+            num_imputations=self.num_imputations,
+        )
+        replayed = poutine.replay(self._mask_handler(model), trace=guide_trace)
+        model_trace = poutine.trace(replayed).get_trace(*args, **kwargs)
+        if is_validation_enabled():
+            if not any(s.get("infer", {}).get("lex") == MASK for s in model_trace.nodes.values()):
+                raise ValueError("The model has no LEX mask site; is it a lexppl LEX model?")
+        return model_trace, guide_trace
+
+    def _terms(self, model_trace, guide_trace) -> BoundTerms:
+        log_w = mask_lp = None
+        global_term = torch.zeros(())
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample":
+                continue
+            role = site["infer"].get("lex")
+            if role == IMPUTATION:
+                continue  # proposed from the prior: it cancels in the weight
+            if role == MASK and not site["is_observed"]:
+                lp = _as_particles(site["fn"].log_prob(site["value"]))
+                mask_lp = lp.sum(0) if mask_lp is None else mask_lp + lp.sum(0)
+                continue
+            if site["is_observed"]:
+                lp = _as_particles(site["fn"].log_prob(site["value"]) * site["scale"])
+                log_w = lp if log_w is None else log_w + lp
+            elif name in guide_trace.nodes:  # a latent with a guide, e.g. Bayesian weights
+                q = guide_trace.nodes[name]
+                global_term = global_term + (
+                    site["fn"].log_prob(site["value"]).sum() - q["fn"].log_prob(q["value"]).sum()
+                )
+        if log_w is None:
+            raise ValueError("The model has no observed site: pass the targets y.")
+        if mask_lp is None:
+            mask_lp = torch.zeros_like(log_w[0])
+        log_w = log_w.expand(torch.broadcast_shapes(log_w.shape, mask_lp.shape[-2:]))
+        per_datum = log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])
+        return BoundTerms(per_datum, log_w, mask_lp, global_term.to(per_datum))
+
+    def bound_terms(self, model, guide, *args, **kwargs) -> BoundTerms:
+        """Trace ``model`` once with the particle plates and return the bound's parts."""
+        model_trace, guide_trace = self._get_trace(model, guide, args, kwargs)
+        return self._terms(model_trace, guide_trace)
+
+    # ------------------------------------------------------------------ ELBO interface
+    @torch.no_grad()
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """The negated bound :math:`-\\mathcal L_{L,K}` (a float)."""
+        loss = -self.bound_terms(model, guide, *args, **kwargs).total.item()
+        warn_if_nan(loss, "loss")
+        return loss
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
+        """A differentiable surrogate whose value is :math:`-\\mathcal L_{L,K}` and whose
+        gradient is this estimator's gradient of it."""
+        surrogate = self._surrogate(self.bound_terms(model, guide, *args, **kwargs))
+        loss = -surrogate
+        warn_if_nan(loss, "loss")
+        return loss
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """Compute the surrogate, back-propagate it, and return the loss as a float."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Estimator state (e.g. a moving-average baseline) for checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""

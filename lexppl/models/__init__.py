@@ -1,0 +1,16 @@
+"""The LEX model and its likelihoods and regularisers."""
+
+from lexppl.models.lex import IMPUTATION, LEX, MASK, OBSERVED
+from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood, NormalLikelihood
+from lexppl.models.regularizers import L1Penalty
+
+__all__ = [
+    "IMPUTATION",
+    "LEX",
+    "MASK",
+    "OBSERVED",
+    "BernoulliLikelihood",
+    "CategoricalLikelihood",
+    "L1Penalty",
+    "NormalLikelihood",
+]

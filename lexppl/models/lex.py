@@ -1,0 +1,199 @@
+"""LEX: latent variable as explanation, as a Pyro model (Senetaire et al., DESIGN §1)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import pyro
+import torch
+from pyro.nn import PyroModule
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from lexppl.imputers.base import Imputer
+
+__all__ = ["LEX", "MASK", "IMPUTATION", "OBSERVED"]
+
+#: Values of ``site["infer"]["lex"]`` that tell the estimators what a sample site is, so that
+#: they work whatever the site is called (a LEX inside a larger model has prefixed names).
+MASK, IMPUTATION, OBSERVED = "mask", "imputation", "observed"
+
+
+def _plate(name: str, size: int, dim: int):
+    # A particle plate of size 1 is left out so that the default model has the plain shapes
+    # of one draw: mask (N, D), imputation (N, ...), y (N,).
+    return pyro.plate(name, size, dim=dim) if size > 1 else contextlib.nullcontext()
+
+
+class LEX(PyroModule):
+    r"""
+    Latent Variable as Explanation (LEX): a predictor that only sees an explanation.
+
+    .. math::
+
+        p(y, \tilde x, z \mid x) = p_\theta(y \mid \tilde x)\; p_\iota(\tilde x \mid x, z)\;
+            p_\gamma(z \mid x)
+
+    (LEX paper eq. 4). The mask :math:`z \in \{0,1\}^D` (1 = selected) is drawn from the
+    selector's distribution :math:`p_\gamma(z|x)` — the model's *prior* over explanations, not a
+    guide; the unselected features are imputed by :math:`p_\iota`; the predictor
+    :math:`f_\theta` sees the imputed input only. :meth:`model` declares, inside
+    ``pyro.plate("data", N, dim=-1)``:
+
+    - ``"mask"``: :math:`z \sim p_\gamma(\cdot|x)`, batch ``(L, N)``, event ``(D,)``;
+    - ``"imputation"``: :math:`\tilde x \sim p_\iota(\cdot|x, z)`, batch ``(K, L, N)``;
+    - ``"y"``: :math:`y \sim` ``likelihood(predictor(x̃))``, observed when ``y`` is given;
+    - ``"penalty"``: a ``pyro.factor`` with :math:`-\lambda \mathbb E[R(z)]` when a regulariser is
+      set (paper eq. 6).
+
+    ``L = num_masks`` and ``K = num_imputations`` are vectorised particle plates
+    (``"masks"`` at dim -2, ``"imputations"`` at dim -3); a plate of size 1 is omitted, so
+    the default call has the shapes of one draw. Everything is an ordinary Pyro site:
+    ``poutine.trace``, ``Predictive``, ``poutine.condition(data={"mask": z})`` and
+    ``poutine.do`` work on :meth:`model`. Train it with the bounds of :mod:`lexppl.infer`.
+
+    :param ~torch.nn.Module selector: :math:`g_\gamma`, maps ``x`` of shape ``(N, ...)`` to mask
+        logits ``(N, D)``.
+    :param ~torch.nn.Module predictor: :math:`f_\theta`, maps imputed inputs ``(M, ...)`` to the
+        likelihood's parameters ``(M, ...)``.
+    :param ~lexppl.imputers.Imputer imputer: :math:`p_\iota`.
+    :param callable mask_family: ``logits -> Distribution`` over masks with ``event_shape (D,)``,
+        e.g. :class:`~lexppl.distributions.IndependentBernoulli` or
+        ``functools.partial(KSubset, k=5)``.
+    :param callable likelihood: predictor output ``->`` distribution of ``y``, e.g.
+        :class:`~lexppl.models.CategoricalLikelihood`; any callable returning a Pyro
+        distribution.
+    :param callable regularizer: optional ``mask distribution -> penalty per datum`` such as
+        :class:`~lexppl.models.L1Penalty`.
+    :param str name: prefix for the site names (``"<name>.mask"``), so that several LEX blocks
+        can live in one larger model.
+
+    .. note:: Under :class:`pyro.infer.SVI`, the networks' parameters are registered in Pyro's
+        global parameter store under ``"<name or 'lex'>.selector..."`` etc.; as with any Pyro
+        module, give each LEX a distinct ``name`` or call ``pyro.clear_param_store()`` between
+        models. The plain-torch loop of :func:`lexppl.fit` does not use the store.
+
+    **References**
+
+    [1] H. Senetaire, D. Garreau, J. Frellsen, P.-A. Mattei, *Explainability as statistical
+        inference*, ICML 2023.
+    """
+
+    def __init__(
+        self,
+        selector: nn.Module,
+        predictor: nn.Module,
+        imputer: Imputer,
+        mask_family: Callable[[Tensor], Distribution],
+        likelihood: Callable[[Tensor], Distribution],
+        regularizer: Callable[[Distribution], Tensor] | None = None,
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        for arg, value in [("selector", selector), ("predictor", predictor)]:
+            if not callable(value):
+                raise TypeError(f"LEX {arg} must be a callable torch module; got {value!r}.")
+        if not isinstance(imputer, nn.Module) or not callable(imputer):
+            raise TypeError(f"LEX imputer must be an lexppl Imputer; got {imputer!r}.")
+        self.selector = selector
+        self.predictor = predictor
+        self.imputer = imputer
+        self.likelihood = likelihood
+        self.regularizer = regularizer
+        self.mask_family = mask_family
+        self.name = name
+
+    # ---------------------------------------------------------------- the Pyro model
+    def site(self, role: str) -> str:
+        """The full name of one of this model's sites (``"mask"`` -> ``"<name>.mask"``)."""
+        return f"{self.name}.{role}" if self.name else role
+
+    def mask_distribution(self, x: Tensor) -> Distribution:
+        r""":math:`p_\gamma(z|x)`, batch ``(N,)``, event ``(D,)``."""
+        return self.mask_family(self.selector(x))
+
+    def _predictor_output(self, x_tilde: Tensor, event_dim: int) -> Tensor:
+        # Particle dims are flattened into the batch so that any predictor (conv nets,
+        # batch-norm) sees an ordinary (M, ...) batch.
+        batch_shape = x_tilde.shape[: x_tilde.dim() - event_dim]
+        out = self.predictor(x_tilde.reshape((-1, *x_tilde.shape[len(batch_shape) :])))
+        return out.reshape(batch_shape + out.shape[1:])
+
+    def _register_params(self) -> None:
+        # Expose plain nn.Module parameters to pyro.infer.SVI (see the class note).
+        prefix = self.name or "lex"
+        for part in ("selector", "predictor", "imputer", "likelihood", "regularizer"):
+            module = getattr(self, part)
+            if isinstance(module, nn.Module) and not isinstance(module, PyroModule):
+                params = list(module.parameters())
+                # A frozen part (fixed-θ regime) is not handed to SVI's optimiser.
+                if params and all(p.requires_grad for p in params):
+                    pyro.module(f"{prefix}.{part}", module)
+
+    def model(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        num_masks: int = 1,
+        num_imputations: int = 1,
+    ) -> Tensor:
+        """The generative model; returns the imputed inputs ``x̃`` (shape ``(K, L, N, ...)``
+        with size-1 particle dims left out)."""
+        self._register_params()
+        event_dim = x.dim() - 1
+        with pyro.plate(self.site("data"), x.shape[0], dim=-1):
+            prior = self.mask_distribution(x)
+            if self.regularizer is not None:
+                pyro.factor(self.site("penalty"), -self.regularizer(prior))
+            with _plate(self.site("masks"), num_masks, dim=-2):
+                z = pyro.sample(self.site("mask"), prior, infer={"lex": MASK})
+                with _plate(self.site("imputations"), num_imputations, dim=-3):
+                    x_tilde = pyro.sample(
+                        self.site("imputation"), self.imputer(x, z), infer={"lex": IMPUTATION}
+                    )
+                    params = self._predictor_output(x_tilde, event_dim)
+                    pyro.sample(self.site("y"), self.likelihood(params), obs=y,
+                                infer={"lex": OBSERVED})
+        return x_tilde
+
+    def guide(self, x: Tensor, y: Tensor | None = None, **kwargs) -> None:
+        """The prior proposal: masks and imputations are drawn from the model itself (the
+        LEX bound's importance weights are then :math:`p_\\theta(y|\\tilde x)`)."""
+
+    def forward(self, x: Tensor, y: Tensor | None = None, **kwargs) -> Tensor:
+        return self.model(x, y, **kwargs)
+
+    # ---------------------------------------------------------------- explanations
+    @torch.no_grad()
+    def importance(self, x: Tensor) -> Tensor:
+        r"""The importance map :math:`\mathbb E[Z|x]`, shape ``(N, D)``; exact (Bernoulli
+        probabilities, exact k-subset marginals)."""
+        return self.mask_distribution(x).mean
+
+    @torch.no_grad()
+    def explain(self, x: Tensor, num_samples: int = 100) -> Tensor:
+        """Masks sampled from :math:`p_\\gamma(z|x)`, shape ``(num_samples, N, D)``."""
+        return self.mask_distribution(x).sample((num_samples,))
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, num_samples: int = 100, num_imputations: int = 1) -> Tensor:
+        r"""The predictive :math:`p(y|x) = \mathbb E_{z, \tilde x}[p_\theta(y|\tilde x)]`
+        averaged over ``num_samples`` masks and ``num_imputations`` imputations per mask.
+
+        :returns: class probabilities ``(N, C)`` for a categorical likelihood, ``P(y=1)`` of
+            shape ``(N,)`` for a Bernoulli one, and the predictive mean otherwise.
+        """
+        trace = pyro.poutine.trace(self.model).get_trace(
+            x, None, num_masks=num_samples, num_imputations=num_imputations
+        )
+        fn = trace.nodes[self.site("y")]["fn"]
+        if hasattr(fn, "probs"):  # discrete targets: average probabilities
+            value = fn.probs
+            value_dims = 1 + isinstance(fn, torch.distributions.Categorical)
+        else:
+            value, value_dims = fn.mean, 1 + len(fn.event_shape)
+        particle_dims = value.dim() - value_dims
+        if particle_dims > 0:
+            value = value.reshape((-1, *value.shape[particle_dims:])).mean(0)
+        return value

@@ -1,0 +1,5 @@
+"""Networks for selectors and predictors."""
+
+from lexppl.nets.mlp import MLP
+
+__all__ = ["MLP"]

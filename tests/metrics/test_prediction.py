@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from lexppl.metrics import accuracy, accuracy_per_sample, auroc, auroc_per_sample
+
+Y = torch.tensor([0, 1, 1, 0])
+
+
+def test_accuracy_single():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    # Argmax predictions 0, 1, 0, 0 vs labels 0, 1, 1, 0: 3 of 4 correct.
+    assert accuracy(probs, Y) == pytest.approx(0.75)
+
+
+def test_accuracy_averaged_over_samples():
+    probs = torch.tensor(
+        [
+            [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]],  # all 4 correct -> 1.0
+            [[0.1, 0.9], [0.8, 0.2], [0.4, 0.6], [0.7, 0.3]],  # 2 of 4 correct -> 0.5
+        ]
+    )
+    torch.testing.assert_close(
+        accuracy_per_sample(probs, Y), torch.tensor([1.0, 0.5], dtype=torch.float64)
+    )
+    assert accuracy(probs, Y) == pytest.approx(0.75)
+
+
+def test_soft_targets_use_argmax():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    soft = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.45, 0.55], [0.9, 0.1]])
+    assert accuracy(probs, soft) == accuracy(probs, Y)
+    assert auroc(probs, soft) == auroc(probs, Y)
+
+
+def test_auroc_binary_by_hand():
+    # Positive-class scores: negatives {0.1, 0.3}, positives {0.8, 0.2}.
+    # Of the 4 (pos, neg) pairs, 3 are ordered correctly: 0.8>0.1, 0.8>0.3, 0.2>0.1.
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.7, 0.3]])
+    assert auroc(probs, Y) == pytest.approx(0.75)
+
+
+def test_auroc_averaged_over_samples():
+    rng = np.random.default_rng(0)
+    scores = rng.random((3, 50, 2))
+    probs = scores / scores.sum(-1, keepdims=True)
+    y = rng.integers(0, 2, 50)
+    direct = [roc_auc_score(y, probs[s, :, 1]) for s in range(3)]
+    np.testing.assert_allclose(auroc_per_sample(probs, y).numpy(), direct)
+    assert auroc(probs, y) == pytest.approx(np.mean(direct))
+
+
+def test_auroc_multiclass_micro():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), size=(2, 40))
+    y = rng.integers(0, 4, 40)
+    one_hot = np.eye(4)[y]
+    # Micro one-vs-rest average = AUROC of the flattened indicators vs scores.
+    direct = [roc_auc_score(one_hot.ravel(), probs[s].ravel()) for s in range(2)]
+    assert auroc(probs, y) == pytest.approx(np.mean(direct))
+
+
+def test_auroc_single_class():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    with pytest.raises(ValueError, match="both classes"):
+        auroc(probs, torch.tensor([1, 1]))
+
+
+def test_shape_errors():
+    probs = torch.full((4, 2), 0.5)
+    with pytest.raises(ValueError, match=r"labels y of shape \(3,\).*probs of shape \(4, 2\)"):
+        accuracy(probs, torch.tensor([0, 1, 0]))
+    with pytest.raises(ValueError, match="soft targets y of shape"):
+        accuracy(probs, torch.full((4, 3), 1 / 3))
+    with pytest.raises(ValueError, match="probs must have shape"):
+        auroc(torch.full((4,), 0.5), Y)
+    with pytest.raises(ValueError, match="probs must have shape"):
+        auroc(torch.full((1, 1, 4, 2), 0.5), Y)
+    with pytest.raises(ValueError, match="labels y must be integers"):
+        accuracy(probs, torch.tensor([0, 1, 2, 0]))
+    bad = probs.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="probs contains NaN"):
+        accuracy(bad, Y)

@@ -1,0 +1,147 @@
+import functools
+
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+from pyro.infer import Predictive
+
+from lexppl.distributions import IndependentBernoulli, KSubset
+from lexppl.imputers import ConstantImputer, GaussianImputer
+from lexppl.models import (
+    LEX,
+    BernoulliLikelihood,
+    CategoricalLikelihood,
+    L1Penalty,
+    NormalLikelihood,
+)
+from lexppl.nets import MLP
+
+D, N = 6, 5
+
+
+def make_lex(family=IndependentBernoulli, imputer=None, likelihood=None, out=3, **kwargs):
+    return LEX(MLP(D, D, (8,)), MLP(D, out, (8,)), imputer or ConstantImputer(),
+               family, likelihood or CategoricalLikelihood(), **kwargs)
+
+
+def sample_sites(trace):
+    return {n: s for n, s in trace.nodes.items()
+            if s["type"] == "sample" and hasattr(s["fn"], "batch_shape")}
+
+
+def test_sites_and_shapes_with_particles():
+    lex = make_lex(functools.partial(KSubset, k=2), GaussianImputer())
+    x, y = torch.randn(N, D), torch.randint(3, (N,))
+    trace = poutine.trace(lex.model).get_trace(x, y, num_masks=4, num_imputations=3)
+    sites = sample_sites(trace)
+    assert sites["mask"]["value"].shape == (4, N, D)
+    assert sites["imputation"]["value"].shape == (3, 4, N, D)
+    assert sites["y"]["fn"].batch_shape == (3, 4, N)
+    assert sites["y"]["is_observed"]
+
+
+def test_default_call_has_the_shapes_of_one_draw():
+    lex = make_lex()
+    trace = poutine.trace(lex.model).get_trace(torch.randn(N, D))
+    sites = sample_sites(trace)
+    assert sites["mask"]["value"].shape == (N, D)
+    assert sites["y"]["value"].shape == (N,)
+
+
+@pytest.mark.parametrize("family", [IndependentBernoulli, functools.partial(KSubset, k=3)],
+                         ids=["bernoulli", "subset"])
+def test_particles_are_distinct_masks_and_imputations(family):
+    # The L masks (and K imputations) of one datum differ: the bound is not silently L = 1.
+    lex = make_lex(family, GaussianImputer())
+    x = torch.randn(N, D)
+    trace = poutine.trace(lex.model).get_trace(x, None, num_masks=8, num_imputations=4)
+    masks = sample_sites(trace)["mask"]["value"]  # (8, N, D)
+    for n in range(N):
+        assert torch.unique(masks[:, n], dim=0).shape[0] > 1
+    imputations = sample_sites(trace)["imputation"]["value"]  # (4, 8, N, D)
+    assert not torch.allclose(imputations[0], imputations[1])
+    # ... while kept features are exactly x in every particle
+    kept = masks.expand(4, -1, -1, -1) > 0.5
+    assert torch.equal(imputations[kept], x.expand(4, 8, N, D)[kept])
+
+
+def test_predictive_and_conditioning_the_mask():
+    lex = make_lex()
+    x = torch.randn(N, D)
+    samples = Predictive(lex.model, num_samples=7)(x)
+    assert samples["mask"].shape == (7, N, D)
+    assert samples["y"].shape == (7, N)
+
+    # Turning every feature off with 0-imputation makes the predictor see the same input for
+    # every datum, so the prediction cannot depend on x; keeping every feature shows it x.
+    def logits_given(mask):
+        conditioned = poutine.condition(lex.model, data={"mask": mask})
+        return poutine.trace(conditioned).get_trace(x).nodes["y"]["fn"].logits
+
+    off = logits_given(torch.zeros(N, D))
+    on = logits_given(torch.ones(N, D))
+    assert torch.allclose(off, off[:1].expand_as(off))
+    assert torch.allclose(on, torch.log_softmax(lex.predictor(x), -1), atol=1e-6)
+    assert not torch.allclose(on, off)
+
+
+def test_do_and_prefixed_sites_compose_in_a_larger_model():
+    first, second = make_lex(name="first"), make_lex(name="second")
+    x = torch.randn(N, D)
+
+    def bigger(x):
+        first.model(x)
+        second.model(x)
+
+    trace = poutine.trace(bigger).get_trace(x)
+    assert {"first.mask", "second.mask", "first.y", "second.y"} <= set(trace.nodes)
+    intervened = poutine.do(first.model, data={"first.mask": torch.ones(N, D)})
+    x_tilde = intervened(x)
+    assert torch.equal(x_tilde, x)
+
+
+def test_importance_explain_predict():
+    lex = make_lex(functools.partial(KSubset, k=2))
+    x = torch.randn(N, D)
+    importance = lex.importance(x)
+    assert importance.shape == (N, D)
+    assert torch.allclose(importance.sum(-1), torch.full((N,), 2.0), atol=1e-5)
+    masks = lex.explain(x, num_samples=11)
+    assert masks.shape == (11, N, D) and (masks.sum(-1) == 2).all()
+    probs = lex.predict(x, num_samples=9)
+    assert probs.shape == (N, 3)
+    assert torch.allclose(probs.sum(-1), torch.ones(N), atol=1e-5)
+
+
+def test_bernoulli_and_normal_likelihoods():
+    x = torch.randn(N, D)
+    lex = make_lex(likelihood=BernoulliLikelihood(), out=1)
+    assert lex.predict(x, num_samples=3).shape == (N,)
+    reg = make_lex(likelihood=NormalLikelihood(), out=1)
+    trace = poutine.trace(reg.model).get_trace(x, torch.randn(N), num_masks=2)
+    assert trace.nodes["y"]["fn"].batch_shape == (2, N)
+    assert reg.predict(x, num_samples=4).shape == (N,)
+
+
+def test_custom_likelihood_callable():
+    lex = make_lex(likelihood=lambda out: pyro.distributions.Poisson(out.exp().squeeze(-1)),
+                   out=1)
+    trace = poutine.trace(lex.model).get_trace(torch.randn(N, D), torch.ones(N))
+    assert trace.nodes["y"]["fn"].batch_shape == (N,)
+
+
+def test_penalty_factor_is_exact_expected_l1():
+    lex = make_lex(regularizer=L1Penalty(0.3))
+    x = torch.randn(N, D)
+    trace = poutine.trace(lex.model).get_trace(x)
+    trace.compute_log_prob()
+    probs = torch.sigmoid(lex.selector(x))
+    assert torch.allclose(trace.nodes["penalty"]["log_prob"], -0.3 * probs.mean(-1), atol=1e-6)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="imputer"):
+        LEX(MLP(D, D), MLP(D, 2), "zero", IndependentBernoulli, CategoricalLikelihood())
+    with pytest.raises(ValueError, match="L1Penalty"):
+        L1Penalty(-1.0)

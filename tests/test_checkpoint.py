@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from lexppl import __version__
+from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_carries_version_and_config(tmp_path):
+    path = save_checkpoint(tmp_path / "a" / "c.pt", {"config": {"k": 3}, "w": torch.ones(2)})
+    state = load_checkpoint(path)
+    assert state["lexppl_version"] == __version__ and state["config"] == {"k": 3}
+    assert not list(path.parent.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"w": torch.ones(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a lexppl checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    assert issubclass(CheckpointError, ValueError)
+
+
+def test_truncated_file_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", {"w": torch.randn(1000)})
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer
+
+from lexppl import LEXExplainer
+from lexppl.checkpoint import CheckpointError
+
+FAST = dict(epochs=2, batch_size=64, lr=1e-3, num_masks=2, selector_hidden=(16,),
+            predictor_hidden=(16,))
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    return X[:200].astype(np.float32), y[:200]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(k=3), dict(mask="bernoulli", l1=0.1, estimator="reinforce", imputer="marginal"),
+     dict(k=2, imputer="gaussian", num_imputations=2), dict(k=2, imputer="mean")],
+    ids=["subset-constant", "bernoulli-reinforce-marginal", "subset-gaussian", "mean"],
+)
+def test_fit_explain_select_predict(cancer, options):
+    X, y = cancer
+    explainer = LEXExplainer(**FAST, **options).fit(X, y)
+    n, D = X.shape
+    importance = explainer.explain(X)
+    assert importance.shape == (n, D) and ((importance >= 0) & (importance <= 1 + 1e-6)).all()
+    selection = explainer.select(X)
+    assert selection.shape == (n, D) and set(np.unique(selection)) <= {0, 1}
+    if explainer.mask == "subset":
+        assert (selection.sum(1) == explainer.k).all()
+    proba = explainer.predict_proba(X, num_samples=5)
+    assert proba.shape == (n, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert set(explainer.predict(X, num_samples=5)) <= set(explainer.classes_)
+    assert explainer.sample_masks(X[:4], num_samples=3).shape == (3, 4, D)
+    assert len(explainer.losses_) == FAST["epochs"]
+
+
+def test_string_labels_and_enumerate(cancer):
+    X, y = cancer
+    X = X[:, :4]
+    labels = np.where(y == 1, "benign", "malignant")
+    explainer = LEXExplainer(**FAST, mask="bernoulli", l1=0.05, estimator="enumerate")
+    explainer.fit(X, labels)
+    assert set(explainer.predict(X, num_samples=3)) <= {"benign", "malignant"}
+
+
+def test_regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(128, 5)).astype(np.float32)
+    y = 2 * X[:, 0] + 0.1 * rng.normal(size=128)
+    explainer = LEXExplainer(**FAST, k=2, task="regression").fit(X, y)
+    assert explainer.predict(X, num_samples=3).shape == (128,)
+    with pytest.raises(ValueError, match="classification"):
+        explainer.predict_proba(X)
+
+
+def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
+    X, y = cancer
+    explainer = LEXExplainer(**FAST, k=4, imputer="marginal").fit(X, y)
+    explainer.save(tmp_path / "model.pt")
+    restored = LEXExplainer.load(tmp_path / "model.pt")
+    assert np.allclose(restored.explain(X), explainer.explain(X))
+    assert restored.get_params() == explainer.get_params()
+    torch.manual_seed(0)
+    a = restored.predict_proba(X[:10], num_samples=4)
+    torch.manual_seed(0)
+    b = explainer.predict_proba(X[:10], num_samples=4)
+    assert np.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(k=0), "1 <= k <= D"),
+        (dict(k=31), "1 <= k <= D"),
+        (dict(k=None), "needs the number of features k"),
+        (dict(k=2, imputer="zero"), "Unknown imputer 'zero'; valid choices"),
+        (dict(k=2, estimator="rebarr"), "Unknown estimator"),
+        (dict(k=2, mask="gumbel"), "Unknown mask"),
+        (dict(k=2, task="ranking"), "Unknown task"),
+    ],
+)
+def test_bad_options_are_refused(cancer, options, message):
+    X, y = cancer
+    with pytest.raises(ValueError, match=message):
+        LEXExplainer(**FAST, **{"k": 2, **options}).fit(X, y)
+
+
+def test_bad_data_is_refused(cancer, tmp_path):
+    X, y = cancer
+    explainer = LEXExplainer(**FAST, k=2)
+    with pytest.raises(ValueError, match="NaN"):
+        explainer.fit(np.where(X > 2, np.nan, X), y)
+    with pytest.raises(ValueError, match="shape"):
+        explainer.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="2-D"):
+        explainer.fit(X[0], y)
+    with pytest.raises(ValueError, match="single class"):
+        explainer.fit(X, np.zeros(len(X)))
+    explainer.fit(X, y)
+    with pytest.raises(ValueError, match="30 features"):
+        explainer.explain(X[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        explainer.select(np.full_like(X, np.nan))
+    with pytest.raises(CheckpointError, match="not found"):
+        LEXExplainer.load(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        LEXExplainer.load(tmp_path / "bad.pt")
+
+
+def test_unfitted_explainer_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        LEXExplainer(k=1).explain(np.zeros((1, 3)))

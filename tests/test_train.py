@@ -1,0 +1,121 @@
+import functools
+import json
+
+import pytest
+import torch
+
+from lexppl import LEX, fit, pretrain_predictor
+from lexppl.checkpoint import CheckpointError, load_checkpoint
+from lexppl.distributions import KSubset
+from lexppl.imputers import GaussianImputer
+from lexppl.infer import PathwiseBound, ReinforceBound
+from lexppl.models import CategoricalLikelihood
+from lexppl.nets import MLP
+
+D = 6
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return LEX(MLP(D, D, (16,)), MLP(D, 2, (16,)), GaussianImputer(),
+               functools.partial(KSubset, k=2), CategoricalLikelihood())
+
+
+def data(n=96):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, D, generator=g)
+    return x, (x[:, 0] > 0).long()
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _DiesAfter(PathwiseBound):
+    # A bound that kills the run after a number of steps, in the middle of an epoch.
+    def __init__(self, steps):
+        super().__init__(num_masks=3)
+        self.steps = steps
+
+    def differentiable_loss(self, *args, **kwargs):
+        if self.steps == 0:
+            raise _Interrupt
+        self.steps -= 1
+        return super().differentiable_loss(*args, **kwargs)
+
+
+def test_resume_after_a_crash_mid_epoch_gives_the_same_parameters(tmp_path):
+    x, y = data()
+    settings = dict(epochs=4, batch_size=32, lr=1e-2, seed=3)
+    reference = make_model()
+    fit(reference, PathwiseBound(num_masks=3), x, y, **settings)
+
+    crashed = make_model()
+    with pytest.raises(_Interrupt):  # 3 steps per epoch: dies in epoch 3
+        fit(crashed, _DiesAfter(7), x, y, run_dir=tmp_path, **settings)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
+
+    resumed = make_model(seed=99)  # different init: everything comes from the checkpoint
+    result = fit(resumed, PathwiseBound(num_masks=3), x, y, run_dir=tmp_path, resume=True,
+                 **settings)
+    assert result.resumed_from == 2 and result.epochs_run == 2
+    assert torch.equal(params(resumed), params(reference))
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_reinforce_baseline_is_restored_on_resume(tmp_path):
+    x, y = data()
+    settings = dict(epochs=3, batch_size=48, lr=1e-2, seed=0)
+    reference = make_model()
+    fit(reference, ReinforceBound(2), x, y, **settings)
+    partial = make_model()
+    fit(partial, ReinforceBound(2), x, y, run_dir=tmp_path, **dict(settings, epochs=1))
+    resumed = make_model()
+    fit(resumed, ReinforceBound(2), x, y, run_dir=tmp_path, resume=True, **settings)
+    assert torch.equal(params(resumed), params(reference))
+
+
+def test_training_reduces_the_loss_and_freeze_keeps_a_part_fixed():
+    x, y = data(256)
+    model = make_model()
+    before = params(model.predictor).clone()
+    result = fit(model, PathwiseBound(2), x, y, epochs=3, batch_size=64, lr=1e-2,
+                 freeze=("predictor",))
+    assert torch.equal(params(model.predictor), before)
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen afterwards
+    result = fit(model, PathwiseBound(2), x, y, epochs=15, batch_size=64, lr=1e-2)
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_pretraining_on_random_masks_trains_only_the_predictor():
+    x, y = data(256)
+    model = make_model()
+    selector_before = params(model.selector).clone()
+    predictor_before = params(model.predictor).clone()
+    pretrain_predictor(model, x, y, epochs=2, batch_size=64, lr=1e-2)
+    assert torch.equal(params(model.selector), selector_before)
+    assert not torch.equal(params(model.predictor), predictor_before)
+
+
+def test_bad_input_gets_clear_errors(tmp_path):
+    x, y = data()
+    model = make_model()
+    with pytest.raises(ValueError, match="labels outside"):
+        fit(model, PathwiseBound(), x, y + 5, epochs=1)
+    with pytest.raises(ValueError, match="NaN"):
+        fit(model, PathwiseBound(), x.masked_fill(x > 2, float("nan")), y, epochs=1)
+    with pytest.raises(ValueError, match="lengths"):
+        fit(model, PathwiseBound(), x, y[:-1], epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        fit(model, PathwiseBound(), x, y, epochs=0)
+    with pytest.raises(ValueError, match="freeze"):
+        fit(model, PathwiseBound(), x, y, epochs=1, freeze=("decoder",))
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        fit(model, PathwiseBound(), x, y, epochs=1, run_dir=tmp_path, resume=True)
