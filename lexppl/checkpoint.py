@@ -49,9 +49,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {type(error).__name__} {first_line}"[:300]
+            f"cannot read checkpoint {path}: the file is corrupt, truncated or not a torch "
+            f"checkpoint ({type(error).__name__})"
         ) from None
     if not isinstance(state, dict) or "lexppl_version" not in state:
         raise CheckpointError(f"{path} is not a lexppl checkpoint (no lexppl_version entry).")

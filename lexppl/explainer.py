@@ -37,6 +37,7 @@ IMPUTERS = {
 }
 ESTIMATORS = {
     "pathwise": lambda p: PathwiseBound(p.num_masks, p.num_imputations, p.temperature),
+    "simple": lambda p: PathwiseBound(p.num_masks, p.num_imputations, method="marginal"),
     "reinforce": lambda p: ReinforceBound(p.num_masks, p.num_imputations),
     "enumerate": lambda p: EnumerateBound(p.num_imputations),
 }
@@ -70,8 +71,11 @@ class LEXExplainer(BaseEstimator):
         How unselected features are turned off. ``"constant"`` is 0-imputation; ``"gaussian"``
         imputes independent Gaussians fitted on ``X`` (the true conditional of S1–S3);
         ``"marginal"`` copies rows of ``imputer_data`` given to :meth:`fit` (default ``X``).
-    estimator : {"pathwise", "reinforce", "enumerate"}, default="pathwise"
-        Gradient estimator for the mask (see :mod:`lexppl.infer`).
+    estimator : {"pathwise", "simple", "reinforce", "enumerate"}, default="pathwise"
+        Gradient estimator for the mask (see :mod:`lexppl.infer`): ``"pathwise"`` is the LEX
+        paper's straight-through estimator through the relaxation, ``"simple"`` the
+        straight-through estimator through the exact marginals (``PathwiseBound(method=
+        "marginal")``).
     num_masks, num_imputations : int, default=10, 1
         Importance samples L and K of the bound.
     epochs, batch_size, lr, weight_decay : training settings, defaults from the LEX paper

@@ -114,6 +114,7 @@ def fit(
             raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
     device = torch.device(device)
     model.to(device)
+    freeze = tuple(freeze)
     for part in freeze:
         if not isinstance(getattr(model, part, None), nn.Module):
             raise ValueError(f"Cannot freeze {part!r}: LEX has no module of that name.")
@@ -136,6 +137,11 @@ def fit(
             start = result.resumed_from = state["epoch"]
             result.losses = list(state["losses"])
 
+    # What the run was asked to do, stored in every checkpoint beside the library version.
+    config = {"bound": type(bound).__name__, "num_masks": bound.num_masks,
+              "num_imputations": bound.num_imputations, "epochs": epochs,
+              "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+              "freeze": list(freeze), "seed": seed, "device": str(device)}
     n = x.shape[0]
     bar = tqdm(range(start, epochs), disable=not progress, desc="lex", unit="epoch")
     for epoch in bar:
@@ -163,6 +169,7 @@ def fit(
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             save_checkpoint(checkpoint_path, {
+                "config": config,
                 "epoch": epoch + 1,
                 "losses": result.losses,
                 "model": model.state_dict(),

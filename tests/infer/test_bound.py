@@ -71,7 +71,11 @@ def test_enumeration_over_k_subsets_is_exact():
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("bound_class", [PathwiseBound, ReinforceBound])
+@pytest.mark.parametrize(
+    "bound_class",
+    [PathwiseBound, functools.partial(PathwiseBound, method="marginal"), ReinforceBound],
+    ids=["pathwise", "pathwise-marginal", "reinforce"],
+)
 def test_bound_tightens_with_L_and_stays_below_the_likelihood(bound_class):
     # One datum replicated R times: its R per-datum values are independent draws of the
     # L-sample bound estimator, so their mean estimates E[L_L] with a standard error.
@@ -151,7 +155,8 @@ def test_reinforce_gradient_is_unbiased_for_the_selector(family):
 def test_estimators_give_selector_gradients_but_renyi_does_not():
     lex = tiny_lex(seed=4)
     x, y = torch.randn(8, D), torch.randint(3, (8,))
-    for bound in (PathwiseBound(4), ReinforceBound(4), EnumerateBound()):
+    for bound in (PathwiseBound(4), PathwiseBound(4, method="marginal"), ReinforceBound(4),
+                  EnumerateBound()):
         lex.zero_grad()
         bound.differentiable_loss(lex.model, lex.guide, x, y).backward()
         grad = lex.selector[0].weight.grad
@@ -200,6 +205,39 @@ def test_surrogate_value_is_the_bound():
     assert math.isclose(value, ReinforceBound(3).loss(lex.model, lex.guide, x, y), rel_tol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["relaxed", "marginal"])
+@pytest.mark.parametrize("family", [IndependentBernoulli, functools.partial(KSubset, k=2)],
+                         ids=["bernoulli", "subset"])
+def test_pathwise_particles_are_distinct_discrete_masks(family, method):
+    # Under the estimator's own handler the L masks of a datum differ and stay discrete.
+    lex = tiny_lex(family, imputer=GaussianImputer())
+    bound = PathwiseBound(num_masks=8, num_imputations=2, method=method)
+    x, y = torch.randn(5, D), torch.randint(3, (5,))
+    model_trace, _ = bound._get_trace(lex.model, lex.guide, (x, y), {})
+    masks = model_trace.nodes["mask"]["value"]
+    assert masks.shape == (8, 5, D) and masks.requires_grad
+    assert set(masks.detach().unique().tolist()) <= {0.0, 1.0}
+    for n in range(5):
+        assert torch.unique(masks[:, n].detach(), dim=0).shape[0] > 1
+    if family is not IndependentBernoulli:
+        assert (masks.sum(-1) == 2).all()
+
+
+def test_marginal_straight_through_samples_the_exact_k_subset_law():
+    # method="marginal" draws masks from the model's own KSubset law: the frequency of each of
+    # the C(4, 2) = 6 subsets matches exp(log_prob) within 4 binomial standard errors.
+    lex = tiny_lex(functools.partial(KSubset, k=2), seed=7)
+    R = 20000
+    x, y = torch.randn(1, D).expand(R, D), torch.zeros(R, dtype=torch.long)
+    model_trace, _ = PathwiseBound(method="marginal")._get_trace(lex.model, lex.guide, (x, y), {})
+    masks = model_trace.nodes["mask"]["value"].detach()
+    family = lex.mask_distribution(x[:1])
+    for z in family.enumerate_support(expand=False).reshape(-1, D):
+        p = family.log_prob(z).exp().item()
+        frequency = (masks == z).all(-1).float().mean().item()
+        assert abs(frequency - p) < 4 * math.sqrt(p * (1 - p) / R)
+
+
 def test_enumerate_refuses_large_supports_and_bad_settings():
     torch.manual_seed(0)
     big = LEX(MLP(30, 30), MLP(30, 2), ConstantImputer(), IndependentBernoulli,
@@ -210,5 +248,7 @@ def test_enumerate_refuses_large_supports_and_bad_settings():
         PathwiseBound(num_masks=0)
     with pytest.raises(ValueError, match="temperature"):
         PathwiseBound(temperature=0.0)
+    with pytest.raises(ValueError, match="straight-through method"):
+        PathwiseBound(method="gumbel")
     with pytest.raises(ValueError, match="baseline_decay"):
         ReinforceBound(baseline_decay=1.5)

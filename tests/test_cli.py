@@ -1,0 +1,316 @@
+"""The ``lexppl`` command line, run in-process through :func:`lexppl.cli.main`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lexppl.cli import main
+
+# Small settings that keep every training run to about a second.
+FAST = [
+    "--threads",
+    "1",
+    "--n-train",
+    "300",
+    "--n-test",
+    "100",
+    "--num-samples",
+    "10",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "100",
+    "--num-masks",
+    "2",
+]
+
+# LEX._register_params warns when the predictor is frozen (fix_predictor); not a CLI concern.
+def assert_one_line_error(code: int, err: str, expected: str, status: int = 2) -> None:
+    assert code == status
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lexppl: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """One trained model shared by the explain and evaluate tests."""
+    out = tmp_path_factory.mktemp("train")
+    assert main(["train", "-q", "--dataset", "s3", "--k", "5", *FAST, "--out", str(out)]) == 0
+    return out / "model.pt"
+
+
+def test_train_writes_model_and_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        ["train", "--dataset", "s3", "--k", "5", "--imputer", "gaussian", *FAST, "--out", str(out)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert (out / "model.pt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "s3" and metrics["n"] == 100 and metrics["num_samples"] == 10
+    for key in ("acc", "auroc", "tpr", "fdr", "fpr", "control_flow_rate"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert 1.0 <= metrics["median_rank"] <= 11.0
+    assert "TPR (%)" in captured.out and "CF rate (%)" in captured.out
+    assert "training LEX on s3" in captured.err  # INFO log on stderr
+
+
+def test_train_config_file_and_override(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'dataset = "s3"\nk = 3\nimputer = "constant"\nepochs = 1\nbatch_size = 100\n'
+        "num_masks = 2\nn_train = 300\nn_test = 50\nnum_samples = 5\n"
+        f'out = "{(tmp_path / "from-config").as_posix()}"\n'
+    )
+    assert main(["train", "-q", "--config", str(config), "--k", "4"]) == 0
+    capsys.readouterr()
+    from lexppl import LEXExplainer
+
+    explainer = LEXExplainer.load(tmp_path / "from-config" / "model.pt")
+    assert explainer.k == 4 and explainer.imputer == "constant"
+
+
+def test_example_config_is_valid():
+    from lexppl.cli import _read_config
+
+    config = _read_config(str(Path(__file__).parents[1] / "configs" / "s3-gaussian.toml"))
+    assert config["dataset"] == "s3" and config["imputer"] == "gaussian"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_explain_round_trip(checkpoint, tmp_path, suffix, capsys):
+    x = np.random.default_rng(0).standard_normal((7, 11))
+    source = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(source, x)
+    else:
+        np.savetxt(source, x, delimiter=",")
+    for select in (False, True):
+        target = tmp_path / f"out-{select}{suffix}"
+        code = main(
+            [
+                "explain",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(source),
+                "--output",
+                str(target),
+                *(["--select"] if select else []),
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        result = np.load(target) if suffix == ".npy" else np.loadtxt(target, delimiter=",")
+        assert result.shape == (7, 11)
+        if select:
+            assert set(np.unique(result)) <= {0, 1}
+            np.testing.assert_array_equal(result.sum(1), 5)  # k = 5
+        else:
+            assert ((result >= 0) & (result <= 1)).all()
+            np.testing.assert_allclose(result.sum(1), 5, atol=1e-3)
+
+
+def test_explain_csv_with_header(checkpoint, tmp_path):
+    source = tmp_path / "x.csv"
+    rows = "\n".join(",".join(["0.5"] * 11) for _ in range(3))
+    source.write_text(",".join(f"x{i + 1}" for i in range(11)) + "\n" + rows + "\n")
+    target = tmp_path / "out.npy"
+    args = [
+        "explain",
+        "--checkpoint",
+        str(checkpoint),
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+    ]
+    assert main([*args, "--skip-header"]) == 0
+    assert np.load(target).shape == (3, 11)
+    assert main(args) == 2  # the header is not numeric
+
+
+def test_evaluate_prints_table(checkpoint, capsys):
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--dataset",
+            "s3",
+            "--n",
+            "80",
+            "--num-samples",
+            "5",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for name in ("ACC (%)", "AUROC", "TPR (%)", "FDR (%)", "FPR (%)", "CF rate (%)", "median rank"):
+        assert name in captured.out
+
+
+def test_demo_writes_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "demo"
+    threads = torch.get_num_threads()
+    code = main(
+        [
+            "demo",
+            "-q",
+            "--epochs",
+            "1",
+            "--pretrain-epochs",
+            "1",
+            "--n-train",
+            "200",
+            "--n-test",
+            "60",
+            "--num-samples",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert torch.get_num_threads() == threads  # the demo's one thread is not left behind
+    rows = ["0-imputation", "surrogate 0-imputation", "Gaussian multiple imputation"]
+    for row in rows:
+        assert row in captured.out
+    assert "CF rate (%)" in captured.out
+    markdown = (out / "results.md").read_text()
+    assert all(f"| {row} |" in markdown for row in rows)
+    lines = (out / "results.csv").read_text().strip().splitlines()
+    assert lines[0] == "imputation,acc_percent,tpr_percent,fdr_percent,control_flow_rate_percent"
+    assert [line.split(",")[0] for line in lines[1:]] == rows
+    assert (out / "selection.png").stat().st_size > 1000
+
+
+def test_error_unknown_dataset(capsys):
+    code = main(["train", "--dataset", "nope", *FAST])
+    assert_one_line_error(code, capsys.readouterr().err, "unknown dataset name 'nope'")
+
+
+def test_error_unknown_imputer(capsys):
+    code = main(["train", "--dataset", "s3", "--k", "5", "--imputer", "magic", *FAST])
+    assert_one_line_error(code, capsys.readouterr().err, "Unknown imputer 'magic'")
+
+
+def test_error_k_larger_than_d(capsys):
+    code = main(["train", "--dataset", "s3", "--k", "12", *FAST])
+    assert_one_line_error(code, capsys.readouterr().err, "k=12 for D=11")
+
+
+def test_error_unknown_config_key(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text('dataset = "s3"\nimputation = "gaussian"\n')
+    code = main(["train", "--config", str(config)])
+    assert_one_line_error(code, capsys.readouterr().err, "unknown key(s) ['imputation']")
+
+
+def test_error_bad_toml(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("dataset = \n")
+    code = main(["train", "--config", str(config)])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot parse config")
+
+
+def test_error_missing_checkpoint(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 11)))
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(tmp_path / "missing.pt"),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "o.npy"),
+        ]
+    )
+    assert_one_line_error(code, capsys.readouterr().err, "checkpoint not found")
+
+
+def test_error_corrupt_checkpoint(tmp_path, capsys):
+    corrupt = tmp_path / "model.pt"
+    corrupt.write_bytes(b"\x80\x02 this is not a torch checkpoint \xff\x00" * 10)
+    code = main(["evaluate", "--checkpoint", str(corrupt), "--dataset", "s3"])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot read checkpoint")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (np.zeros((3, 10)), "has 10 features per row but the model expects 11"),
+        (np.where(np.eye(3, 11) == 1, np.nan, 0.0), "contains NaN or infinite values"),
+    ],
+    ids=["wrong-feature-count", "nan"],
+)
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_error_bad_input(checkpoint, tmp_path, capsys, content, expected, suffix):
+    source = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(source, content)
+    else:
+        np.savetxt(source, content, delimiter=",")
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ]
+    )
+    assert_one_line_error(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("option", ["--input", "--output"])
+def test_error_unknown_extension(checkpoint, tmp_path, capsys, option):
+    files = {"--input": tmp_path / "x.npy", "--output": tmp_path / "o.npy"}
+    np.save(files["--input"], np.zeros((2, 11)))
+    files[option] = tmp_path / "file.xlsx"
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(files["--input"]),
+            "--output",
+            str(files["--output"]),
+        ]
+    )
+    assert_one_line_error(code, capsys.readouterr().err, "unknown")
+
+
+def test_usage_error_exits_2(capsys):
+    assert main(["train", "--epochs", "zero"]) == 2
+    assert "usage:" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_help_via_python_m():
+    result = subprocess.run(
+        [sys.executable, "-m", "lexppl", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "explain", "evaluate", "demo"):
+        assert command in result.stdout
