@@ -21,6 +21,7 @@ demo: install
 	$(VENV)/bin/lexppl demo
 
 test: install
+	$(PY) -m ruff check lexppl tests benchmarks
 	$(PY) -m pytest -n 2 -q
 
 test-slow: install

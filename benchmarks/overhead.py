@@ -61,8 +61,13 @@ def main() -> None:
     x, y = data.x.to(device), data.y.to(device)
     torch.manual_seed(0)
     selector, predictor = MLP(11, 11, (200, 200)), MLP(11, 2, (200, 200, 200))
-    lex = LEX(copy.deepcopy(selector), copy.deepcopy(predictor), GaussianImputer(),
-              functools.partial(KSubset, k=k), CategoricalLikelihood()).to(device)
+    lex = LEX(
+        copy.deepcopy(selector),
+        copy.deepcopy(predictor),
+        GaussianImputer(),
+        functools.partial(KSubset, k=k),
+        CategoricalLikelihood(),
+    ).to(device)
     selector, predictor = selector.to(device), predictor.to(device)
     bound = PathwiseBound(num_masks=L, temperature=tau)
     plain_opt = torch.optim.Adam([*selector.parameters(), *predictor.parameters()], lr=1e-4)

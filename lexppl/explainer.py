@@ -172,10 +172,14 @@ class LEXExplainer(BaseEstimator):
             raise ValueError(
                 f"k must satisfy 1 <= k <= D; got k={self.k} for D={n_features} features."
             )
-        family = (functools.partial(KSubset, k=int(self.k)) if self.mask == "subset"
-                  else IndependentBernoulli)
-        likelihood = (CategoricalLikelihood() if self.task == "classification"
-                      else NormalLikelihood())
+        family = (
+            functools.partial(KSubset, k=int(self.k))
+            if self.mask == "subset"
+            else IndependentBernoulli
+        )
+        likelihood = (
+            CategoricalLikelihood() if self.task == "classification" else NormalLikelihood()
+        )
         return LEX(
             selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
             predictor=MLP(n_features, n_outputs, tuple(self.predictor_hidden)),
@@ -235,8 +239,14 @@ class LEXExplainer(BaseEstimator):
         imputer = self.model_.imputer
         if imputer.requires_fit or self.imputer == "gaussian":
             imputer.fit(X if imputer_data is None else self._check_X(imputer_data))
-        settings = dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                        device=self.device, seed=self.seed, progress=self.verbose)
+        settings = dict(
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            device=self.device,
+            seed=self.seed,
+            progress=self.verbose,
+        )
         if self.pretrain_epochs:
             pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
         bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
@@ -287,8 +297,15 @@ class LEXExplainer(BaseEstimator):
         check_is_fitted(self, "model_")
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
         classes = self.classes_.tolist() if self.task == "classification" else []
-        save_checkpoint(path, {"config": params, "n_features": self.n_features_in_,
-                               "classes": classes, "model": self.model_.state_dict()})
+        save_checkpoint(
+            path,
+            {
+                "config": params,
+                "n_features": self.n_features_in_,
+                "classes": classes,
+                "model": self.model_.state_dict(),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> LEXExplainer:

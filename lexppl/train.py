@@ -57,8 +57,9 @@ def _check_targets_in_support(model: LEX, x: Tensor, y: Tensor, device) -> None:
     rows = torch.stack([y.argmin(), y.argmax()])
     try:
         with torch.no_grad(), pyro.validation_enabled(True):
-            trace = pyro.poutine.trace(model.model).get_trace(x[rows].to(device),
-                                                              y[rows].to(device))
+            trace = pyro.poutine.trace(model.model).get_trace(
+                x[rows].to(device), y[rows].to(device)
+            )
             trace.compute_log_prob(lambda name, site: site["is_observed"])
     except ValueError as error:
         if "support" not in str(error):
@@ -138,10 +139,18 @@ def fit(
             result.losses = list(state["losses"])
 
     # What the run was asked to do, stored in every checkpoint beside the library version.
-    config = {"bound": type(bound).__name__, "num_masks": bound.num_masks,
-              "num_imputations": bound.num_imputations, "epochs": epochs,
-              "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-              "freeze": list(freeze), "seed": seed, "device": str(device)}
+    config = {
+        "bound": type(bound).__name__,
+        "num_masks": bound.num_masks,
+        "num_imputations": bound.num_imputations,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "freeze": list(freeze),
+        "seed": seed,
+        "device": str(device),
+    }
     n = x.shape[0]
     bar = tqdm(range(start, epochs), disable=not progress, desc="lex", unit="epoch")
     for epoch in bar:
@@ -164,21 +173,27 @@ def fit(
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         logger.info("epoch %d loss %.5f", epoch + 1, epoch_loss)
         if run_dir is not None:
-            record = {"epoch": epoch + 1, "loss": epoch_loss,
-                      "seconds": round(time.perf_counter() - started, 4)}
+            record = {
+                "epoch": epoch + 1,
+                "loss": epoch_loss,
+                "seconds": round(time.perf_counter() - started, 4),
+            }
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            save_checkpoint(checkpoint_path, {
-                "config": config,
-                "epoch": epoch + 1,
-                "losses": result.losses,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "bound": bound.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "shuffle_rng": shuffle.get_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            })
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "config": config,
+                    "epoch": epoch + 1,
+                    "losses": result.losses,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "bound": bound.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "shuffle_rng": shuffle.get_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                },
+            )
     for part in freeze:
         getattr(model, part).requires_grad_(True)
     model.eval()
@@ -212,7 +227,11 @@ def pretrain_predictor(model: LEX, x: Tensor, y: Tensor, **fit_kwargs) -> FitRes
     (Jethani et al. 2021, eq. 5). The selector is untouched. Keyword arguments go to :func:`fit`.
     """
     random_masks = LEX(
-        _HalfSelector(), model.predictor, model.imputer, IndependentBernoulli, model.likelihood,
+        _HalfSelector(),
+        model.predictor,
+        model.imputer,
+        IndependentBernoulli,
+        model.likelihood,
         name=f"{model.name}.pretrain" if model.name else "pretrain",
     )
     return fit(random_masks, ReinforceBound(), x, y, **fit_kwargs)

@@ -31,6 +31,7 @@ FAST = [
     "2",
 ]
 
+
 # LEX._register_params warns when the predictor is frozen (fix_predictor); not a CLI concern.
 def assert_one_line_error(code: int, err: str, expected: str, status: int = 2) -> None:
     assert code == status

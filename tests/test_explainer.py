@@ -6,8 +6,9 @@ from sklearn.datasets import load_breast_cancer
 from lexppl import LEXExplainer
 from lexppl.checkpoint import CheckpointError
 
-FAST = dict(epochs=2, batch_size=64, lr=1e-3, num_masks=2, selector_hidden=(16,),
-            predictor_hidden=(16,))
+FAST = dict(
+    epochs=2, batch_size=64, lr=1e-3, num_masks=2, selector_hidden=(16,), predictor_hidden=(16,)
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,12 @@ def cancer():
 
 @pytest.mark.parametrize(
     "options",
-    [dict(k=3), dict(mask="bernoulli", l1=0.1, estimator="reinforce", imputer="marginal"),
-     dict(k=2, imputer="gaussian", num_imputations=2), dict(k=2, imputer="mean")],
+    [
+        dict(k=3),
+        dict(mask="bernoulli", l1=0.1, estimator="reinforce", imputer="marginal"),
+        dict(k=2, imputer="gaussian", num_imputations=2),
+        dict(k=2, imputer="mean"),
+    ],
     ids=["subset-constant", "bernoulli-reinforce-marginal", "subset-gaussian", "mean"],
 )
 def test_fit_explain_select_predict(cancer, options):

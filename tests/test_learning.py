@@ -13,8 +13,17 @@ from lexppl import LEXExplainer
 from lexppl.data import load
 from lexppl.metrics import control_flow_rate, true_positive_rate
 
-SETTINGS = dict(k=5, estimator="simple", num_masks=4, batch_size=100, lr=3e-4,
-                weight_decay=0.0, temperature=1.0, epochs=40, seed=0)
+SETTINGS = dict(
+    k=5,
+    estimator="simple",
+    num_masks=4,
+    batch_size=100,
+    lr=3e-4,
+    weight_decay=0.0,
+    temperature=1.0,
+    epochs=40,
+    seed=0,
+)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,13 @@ D = 6
 
 def make_model(seed=0):
     torch.manual_seed(seed)
-    return LEX(MLP(D, D, (16,)), MLP(D, 2, (16,)), GaussianImputer(),
-               functools.partial(KSubset, k=2), CategoricalLikelihood())
+    return LEX(
+        MLP(D, D, (16,)),
+        MLP(D, 2, (16,)),
+        GaussianImputer(),
+        functools.partial(KSubset, k=2),
+        CategoricalLikelihood(),
+    )
 
 
 def data(n=96):
@@ -60,8 +65,9 @@ def test_resume_after_a_crash_mid_epoch_gives_the_same_parameters(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
 
     resumed = make_model(seed=99)  # different init: everything comes from the checkpoint
-    result = fit(resumed, PathwiseBound(num_masks=3), x, y, run_dir=tmp_path, resume=True,
-                 **settings)
+    result = fit(
+        resumed, PathwiseBound(num_masks=3), x, y, run_dir=tmp_path, resume=True, **settings
+    )
     assert result.resumed_from == 2 and result.epochs_run == 2
     assert torch.equal(params(resumed), params(reference))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -84,8 +90,9 @@ def test_training_reduces_the_loss_and_freeze_keeps_a_part_fixed():
     x, y = data(256)
     model = make_model()
     before = params(model.predictor).clone()
-    result = fit(model, PathwiseBound(2), x, y, epochs=3, batch_size=64, lr=1e-2,
-                 freeze=("predictor",))
+    result = fit(
+        model, PathwiseBound(2), x, y, epochs=3, batch_size=64, lr=1e-2, freeze=("predictor",)
+    )
     assert torch.equal(params(model.predictor), before)
     assert all(p.requires_grad for p in model.parameters())  # unfrozen afterwards
     result = fit(model, PathwiseBound(2), x, y, epochs=15, batch_size=64, lr=1e-2)

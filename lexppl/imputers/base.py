@@ -6,12 +6,16 @@ An imputer turns an input ``x`` and a mask ``z`` (1 = kept, 0 = turned off) into
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
 
 __all__ = ["ImputedDistribution", "Imputer", "NotFittedError"]
+
+_EMPTY = torch.Size()
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -37,8 +41,7 @@ class ImputedDistribution(TorchDistribution):
     wrapper), and returns ``-inf`` where a kept coordinate differs from ``x``.
     """
 
-    arg_constraints: dict = {}
-    support = constraints.real
+    arg_constraints: ClassVar[dict] = {}
     has_rsample = True
 
     def __init__(self, x: Tensor, z: Tensor, fill: Distribution, validate_args=None) -> None:
@@ -59,12 +62,14 @@ class ImputedDistribution(TorchDistribution):
         return new
 
     @property
-    def support(self):  # noqa: D102 - real-valued with the event dims of x
+    def support(self):
         return constraints.independent(constraints.real, len(self.event_shape))
 
-    def rsample(self, sample_shape=torch.Size()) -> Tensor:
-        fill = self.fill.rsample(sample_shape) if self.fill.has_rsample else self.fill.sample(
-            sample_shape
+    def rsample(self, sample_shape=_EMPTY) -> Tensor:
+        fill = (
+            self.fill.rsample(sample_shape)
+            if self.fill.has_rsample
+            else self.fill.sample(sample_shape)
         )
         return self.z * self.x + (1 - self.z) * fill
 
@@ -147,7 +152,9 @@ def _check_data(X, name: str) -> Tensor:
     if not X.is_floating_point():
         X = X.float()
     if X.dim() < 2 or X.shape[0] == 0:
-        raise ValueError(f"{name}.fit expects data of shape (n_samples, ...); got {tuple(X.shape)}.")
+        raise ValueError(
+            f"{name}.fit expects data of shape (n_samples, ...); got {tuple(X.shape)}."
+        )
     if not torch.isfinite(X).all():
         raise ValueError(f"{name}.fit got data containing NaN or infinite values.")
     return X

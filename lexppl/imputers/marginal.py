@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
@@ -11,11 +13,13 @@ from lexppl.imputers.base import Imputer, _check_data
 
 __all__ = ["MarginalImputer"]
 
+_EMPTY = torch.Size()
+
 
 class _RowResampling(TorchDistribution):
     """Uniform draws of whole rows of ``rows`` (shape ``(n,) + event_shape``)."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     has_rsample = False
 
     def __init__(self, rows: Tensor, batch_shape: torch.Size) -> None:
@@ -29,7 +33,7 @@ class _RowResampling(TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         return _RowResampling(self.rows, torch.Size(batch_shape))
 
-    def sample(self, sample_shape=torch.Size()) -> Tensor:
+    def sample(self, sample_shape=_EMPTY) -> Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         index = torch.randint(self.rows.shape[0], shape, device=self.rows.device)
         return self.rows[index]

@@ -22,7 +22,8 @@ class BoundTerms(NamedTuple):
 
     - ``per_datum``: :math:`\\log \\frac{1}{LK}\\sum_{l,k} w_{l,k}` for each datum, shape ``(N,)``.
     - ``log_weights``: :math:`\\log w_{l,k}` of shape ``(K, L, N)``.
-    - ``mask_log_prob``: :math:`\\log p_\\gamma(z^l|x)` summed over mask sites, ``(L, N)``.
+    - ``mask_log_prob``: :math:`\\log p_\\gamma(z^l|x)` summed over mask sites, ``(L, N)``
+      (zeros for estimators that do not need it).
     - ``global_term``: :math:`\\log p - \\log q` of latent sites drawn by a guide (scalar).
     """
 
@@ -79,6 +80,10 @@ class ImportanceWeightedBound(ELBO):
     [2] Burda, Grosse, Salakhutdinov, *Importance Weighted Autoencoders*, ICLR 2016.
     """
 
+    #: Whether the estimator uses :math:`\log p_\gamma(z|x)` of the sampled masks (score-function
+    #: terms, enumeration); pathwise estimators skip computing it.
+    needs_mask_log_prob: bool = True
+
     def __init__(self, num_masks: int = 1, num_imputations: int = 1) -> None:
         for name, value in [("num_masks", num_masks), ("num_imputations", num_imputations)]:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -124,8 +129,9 @@ class ImportanceWeightedBound(ELBO):
             if role == IMPUTATION:
                 continue  # proposed from the prior: it cancels in the weight
             if role == MASK and not site["is_observed"]:
-                lp = _as_particles(site["fn"].log_prob(site["value"]))
-                mask_lp = lp.sum(0) if mask_lp is None else mask_lp + lp.sum(0)
+                if self.needs_mask_log_prob:  # proposal = prior: only score terms need it
+                    lp = _as_particles(site["fn"].log_prob(site["value"]))
+                    mask_lp = lp.sum(0) if mask_lp is None else mask_lp + lp.sum(0)
                 continue
             if site["is_observed"]:
                 lp = _as_particles(site["fn"].log_prob(site["value"]) * site["scale"])
@@ -137,7 +143,7 @@ class ImportanceWeightedBound(ELBO):
                 )
         if log_w is None:
             raise ValueError("The model has no observed site: pass the targets y.")
-        if mask_lp is None:
+        if mask_lp is None:  # no mask site, or its log-probability was not needed
             mask_lp = torch.zeros_like(log_w[0])
         log_w = log_w.expand(torch.broadcast_shapes(log_w.shape, mask_lp.shape[-2:]))
         per_datum = log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pyro.poutine as poutine
-import torch
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 

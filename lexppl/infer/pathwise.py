@@ -96,6 +96,8 @@ class PathwiseBound(ImportanceWeightedBound):
         Sampling*, ICLR 2023.
     """
 
+    needs_mask_log_prob = False
+
     def __init__(
         self,
         num_masks: int = 1,

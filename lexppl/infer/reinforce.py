@@ -53,8 +53,10 @@ class ReinforceBound(ImportanceWeightedBound):
         # Only update the baseline when gradients are wanted (training), never in evaluation.
         if torch.is_grad_enabled():
             current = f.detach().mean().item()
-            self.baseline = current if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * current
+            self.baseline = (
+                current
+                if self.baseline is None
+                else (self.baseline_decay * self.baseline + (1 - self.baseline_decay) * current)
             )
         score = terms.mask_log_prob.sum(0)  # sum over the L masks, shape (N,)
         advantage = (f.detach() - baseline.to(f)).detach()

@@ -13,7 +13,7 @@ from torch.distributions import Distribution
 
 from lexppl.imputers.base import Imputer
 
-__all__ = ["LEX", "MASK", "IMPUTATION", "OBSERVED"]
+__all__ = ["IMPUTATION", "LEX", "MASK", "OBSERVED"]
 
 #: Values of ``site["infer"]["lex"]`` that tell the estimators what a sample site is, so that
 #: they work whatever the site is called (a LEX inside a larger model has prefixed names).
@@ -153,8 +153,9 @@ class LEX(PyroModule):
                         self.site("imputation"), self.imputer(x, z), infer={"lex": IMPUTATION}
                     )
                     params = self._predictor_output(x_tilde, event_dim)
-                    pyro.sample(self.site("y"), self.likelihood(params), obs=y,
-                                infer={"lex": OBSERVED})
+                    pyro.sample(
+                        self.site("y"), self.likelihood(params), obs=y, infer={"lex": OBSERVED}
+                    )
         return x_tilde
 
     def guide(self, x: Tensor, y: Tensor | None = None, **kwargs) -> None:

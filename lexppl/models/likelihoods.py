@@ -11,7 +11,8 @@ __all__ = ["BernoulliLikelihood", "CategoricalLikelihood", "NormalLikelihood"]
 
 
 class CategoricalLikelihood(nn.Module):
-    """Classification: :math:`y \\sim \\mathrm{Categorical}(\\mathrm{softmax}(f_\\theta(\\tilde x)))`.
+    """Classification:
+    :math:`y \\sim \\mathrm{Categorical}(\\mathrm{softmax}(f_\\theta(\\tilde x)))`.
 
     The predictor outputs logits of shape ``(..., C)``; ``y`` holds class indices.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ class MLP(nn.Sequential):
             )
         layers: list[nn.Module] = []
         sizes = [in_features, *hidden]
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
         layers.append(nn.Linear(sizes[-1], out_features))
         super().__init__(*layers)

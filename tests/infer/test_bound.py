@@ -26,8 +26,9 @@ def tiny_lex(family=IndependentBernoulli, imputer=None, seed=0):
     with torch.no_grad():
         for p in predictor.parameters():
             p.mul_(3.0)
-    return LEX(MLP(D, D, (8,)), predictor, imputer or ConstantImputer(0.5), family,
-               CategoricalLikelihood())
+    return LEX(
+        MLP(D, D, (8,)), predictor, imputer or ConstantImputer(0.5), family, CategoricalLikelihood()
+    )
 
 
 def brute_force_log_likelihood(lex, x, y):
@@ -50,8 +51,9 @@ def test_enumeration_is_the_exact_log_likelihood():
         exact = brute_force_log_likelihood(lex, x, y)
         terms = EnumerateBound().bound_terms(lex.model, lex.guide, x, y)
     assert torch.allclose(terms.per_datum, exact, atol=1e-5)
-    assert math.isclose(EnumerateBound().loss(lex.model, lex.guide, x, y), -exact.sum().item(),
-                        rel_tol=1e-5)
+    assert math.isclose(
+        EnumerateBound().loss(lex.model, lex.guide, x, y), -exact.sum().item(), rel_tol=1e-5
+    )
 
 
 def test_enumeration_over_k_subsets_is_exact():
@@ -60,12 +62,15 @@ def test_enumeration_over_k_subsets_is_exact():
     family = lex.mask_distribution(x)
     support = family.enumerate_support(expand=False).reshape(-1, D)
     with torch.no_grad():
-        expected = torch.stack([
-            family.log_prob(z.expand_as(x))
-            + torch.log_softmax(lex.predictor(z * x + (1 - z) * 0.5), -1).gather(
-                -1, y[:, None]).squeeze(-1)
-            for z in support
-        ]).logsumexp(0)
+        expected = torch.stack(
+            [
+                family.log_prob(z.expand_as(x))
+                + torch.log_softmax(lex.predictor(z * x + (1 - z) * 0.5), -1)
+                .gather(-1, y[:, None])
+                .squeeze(-1)
+                for z in support
+            ]
+        ).logsumexp(0)
         got = EnumerateBound().bound_terms(lex.model, lex.guide, x, y).per_datum
     assert support.shape[0] == math.comb(D, 2)
     assert torch.allclose(got, expected, atol=1e-5)
@@ -131,8 +136,9 @@ def exact_jensen_bound(lex, x, y):
     return torch.stack(terms).sum(0)
 
 
-@pytest.mark.parametrize("family", [IndependentBernoulli, functools.partial(KSubset, k=2)],
-                         ids=["bernoulli", "subset"])
+@pytest.mark.parametrize(
+    "family", [IndependentBernoulli, functools.partial(KSubset, k=2)], ids=["bernoulli", "subset"]
+)
 def test_reinforce_gradient_is_unbiased_for_the_selector(family):
     # With L = 1 the bound is L_1 = E_z[log p(y|x_tilde)]; the mean of R REINFORCE estimates
     # of its gradient w.r.t. the selector's logits lies within 4 standard errors of the exact
@@ -155,8 +161,12 @@ def test_reinforce_gradient_is_unbiased_for_the_selector(family):
 def test_estimators_give_selector_gradients_but_renyi_does_not():
     lex = tiny_lex(seed=4)
     x, y = torch.randn(8, D), torch.randint(3, (8,))
-    for bound in (PathwiseBound(4), PathwiseBound(4, method="marginal"), ReinforceBound(4),
-                  EnumerateBound()):
+    for bound in (
+        PathwiseBound(4),
+        PathwiseBound(4, method="marginal"),
+        ReinforceBound(4),
+        EnumerateBound(),
+    ):
         lex.zero_grad()
         bound.differentiable_loss(lex.model, lex.guide, x, y).backward()
         grad = lex.selector[0].weight.grad
@@ -180,7 +190,8 @@ def test_pyro_renyi_iwae_gives_a_discrete_mask_proposal_no_gradient():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pyro notes that the imputation site has no guide
         RenyiELBO(alpha=0, num_particles=4, max_plate_nesting=3).loss_and_grads(
-            lex.model, mask_guide, x, y)
+            lex.model, mask_guide, x, y
+        )
     assert lex.predictor[0].weight.grad.abs().sum() > 0  # the predictor does get gradients
     for p in proposal.parameters():
         assert p.grad is None or p.grad.abs().max() == 0
@@ -206,8 +217,9 @@ def test_surrogate_value_is_the_bound():
 
 
 @pytest.mark.parametrize("method", ["relaxed", "marginal"])
-@pytest.mark.parametrize("family", [IndependentBernoulli, functools.partial(KSubset, k=2)],
-                         ids=["bernoulli", "subset"])
+@pytest.mark.parametrize(
+    "family", [IndependentBernoulli, functools.partial(KSubset, k=2)], ids=["bernoulli", "subset"]
+)
 def test_pathwise_particles_are_distinct_discrete_masks(family, method):
     # Under the estimator's own handler the L masks of a datum differ and stay discrete.
     lex = tiny_lex(family, imputer=GaussianImputer())
@@ -240,8 +252,9 @@ def test_marginal_straight_through_samples_the_exact_k_subset_law():
 
 def test_enumerate_refuses_large_supports_and_bad_settings():
     torch.manual_seed(0)
-    big = LEX(MLP(30, 30), MLP(30, 2), ConstantImputer(), IndependentBernoulli,
-              CategoricalLikelihood())
+    big = LEX(
+        MLP(30, 30), MLP(30, 2), ConstantImputer(), IndependentBernoulli, CategoricalLikelihood()
+    )
     with pytest.raises(ValueError, match="enumerate"):
         EnumerateBound().loss(big.model, big.guide, torch.randn(2, 30), torch.zeros(2).long())
     with pytest.raises(ValueError, match="num_masks"):

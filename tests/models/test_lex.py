@@ -21,13 +21,22 @@ D, N = 6, 5
 
 
 def make_lex(family=IndependentBernoulli, imputer=None, likelihood=None, out=3, **kwargs):
-    return LEX(MLP(D, D, (8,)), MLP(D, out, (8,)), imputer or ConstantImputer(),
-               family, likelihood or CategoricalLikelihood(), **kwargs)
+    return LEX(
+        MLP(D, D, (8,)),
+        MLP(D, out, (8,)),
+        imputer or ConstantImputer(),
+        family,
+        likelihood or CategoricalLikelihood(),
+        **kwargs,
+    )
 
 
 def sample_sites(trace):
-    return {n: s for n, s in trace.nodes.items()
-            if s["type"] == "sample" and hasattr(s["fn"], "batch_shape")}
+    return {
+        n: s
+        for n, s in trace.nodes.items()
+        if s["type"] == "sample" and hasattr(s["fn"], "batch_shape")
+    }
 
 
 def test_sites_and_shapes_with_particles():
@@ -49,8 +58,9 @@ def test_default_call_has_the_shapes_of_one_draw():
     assert sites["y"]["value"].shape == (N,)
 
 
-@pytest.mark.parametrize("family", [IndependentBernoulli, functools.partial(KSubset, k=3)],
-                         ids=["bernoulli", "subset"])
+@pytest.mark.parametrize(
+    "family", [IndependentBernoulli, functools.partial(KSubset, k=3)], ids=["bernoulli", "subset"]
+)
 def test_particles_are_distinct_masks_and_imputations(family):
     # The L masks (and K imputations) of one datum differ: the bound is not silently L = 1.
     lex = make_lex(family, GaussianImputer())
@@ -125,8 +135,7 @@ def test_bernoulli_and_normal_likelihoods():
 
 
 def test_custom_likelihood_callable():
-    lex = make_lex(likelihood=lambda out: pyro.distributions.Poisson(out.exp().squeeze(-1)),
-                   out=1)
+    lex = make_lex(likelihood=lambda out: pyro.distributions.Poisson(out.exp().squeeze(-1)), out=1)
     trace = poutine.trace(lex.model).get_trace(torch.randn(N, D), torch.ones(N))
     assert trace.nodes["y"]["fn"].batch_shape == (N,)
 
