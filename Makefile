@@ -22,7 +22,7 @@ demo: install
 
 test: install
 	$(PY) -m ruff check lexppl tests benchmarks
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

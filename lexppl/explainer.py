@@ -14,8 +14,28 @@ from torch import Tensor
 
 from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lexppl.distributions import IndependentBernoulli, KSubset
-from lexppl.imputers import ConstantImputer, GaussianImputer, MarginalImputer, MeanImputer
-from lexppl.infer import EnumerateBound, PathwiseBound, ReinforceBound
+from lexppl.imputers import (
+    ConstantImputer,
+    GaussianImputer,
+    GaussianMixtureImputer,
+    GaussianMixtureMeansImputer,
+    GMMDatasetImputer,
+    KMeansDatasetImputer,
+    MarginalImputer,
+    MeanImputer,
+    MixtureOfLogisticsImputer,
+    MixtureOfLogisticsMeansImputer,
+    VAEACImputer,
+)
+from lexppl.infer import (
+    ConcreteBound,
+    EnumerateBound,
+    PathwiseBound,
+    RebarBound,
+    ReinforceBound,
+    RelaxBound,
+    VimcoBound,
+)
 from lexppl.models import (
     LEX,
     CategoricalLikelihood,
@@ -34,11 +54,24 @@ IMPUTERS = {
     "mean": MeanImputer,
     "gaussian": GaussianImputer,
     "marginal": MarginalImputer,
+    "gmm": GaussianMixtureImputer,
+    "gmm_means": GaussianMixtureMeansImputer,
+    "gmm_dataset": GMMDatasetImputer,
+    "kmeans_dataset": KMeansDatasetImputer,
+    "mixture_of_logistics": MixtureOfLogisticsImputer,
+    "mixture_of_logistics_means": MixtureOfLogisticsMeansImputer,
+    "vaeac": VAEACImputer,
 }
 ESTIMATORS = {
     "pathwise": lambda p: PathwiseBound(p.num_masks, p.num_imputations, p.temperature),
     "simple": lambda p: PathwiseBound(p.num_masks, p.num_imputations, method="marginal"),
     "reinforce": lambda p: ReinforceBound(p.num_masks, p.num_imputations),
+    "vimco": lambda p: VimcoBound(p.num_masks, p.num_imputations),
+    "concrete": lambda p: ConcreteBound(p.num_masks, p.temperature),
+    "rebar": lambda p: RebarBound(p.num_masks, p.num_imputations, p.temperature),
+    "relax": lambda p: RelaxBound(
+        p.num_masks, p.num_imputations, temperature=p.temperature, num_features=p.n_features_in_
+    ),
     "enumerate": lambda p: EnumerateBound(p.num_imputations),
 }
 TASKS = ("classification", "regression")
@@ -67,15 +100,23 @@ class LEXExplainer(BaseEstimator):
         Number of selected features; required for ``mask="subset"``.
     l1 : float, default=0.0
         Strength λ of the L1 penalty λ·mean(z) (Bernoulli masks).
-    imputer : {"constant", "mean", "gaussian", "marginal"}, default="constant"
-        How unselected features are turned off. ``"constant"`` is 0-imputation; ``"gaussian"``
-        imputes independent Gaussians fitted on ``X`` (the true conditional of S1–S3);
-        ``"marginal"`` copies rows of ``imputer_data`` given to :meth:`fit` (default ``X``).
-    estimator : {"pathwise", "simple", "reinforce", "enumerate"}, default="pathwise"
+    imputer : str, default="constant"
+        How unselected features are turned off (LEX paper §3, App. B). Single imputation:
+        ``"constant"`` (0-imputation), ``"mean"``. Multiple imputation: ``"gaussian"``
+        (independent Gaussians fitted on ``X``; the true conditional of S1–S3),
+        ``"marginal"``, ``"gmm"``, ``"gmm_means"``, ``"gmm_dataset"``, ``"kmeans_dataset"``,
+        ``"mixture_of_logistics"`` and ``"mixture_of_logistics_means"`` (intensities in
+        [0, 1]), ``"vaeac"``. Imputers that need data are fitted on ``imputer_data`` given to
+        :meth:`fit` (default ``X``); ``"marginal"``, ``"gmm_dataset"`` and
+        ``"kmeans_dataset"`` copy its rows, so give a held-out set.
+    estimator : {"pathwise", "simple", "reinforce", "vimco", "rebar", "relax", "concrete", \
+            "enumerate"}, default="pathwise"
         Gradient estimator for the mask (see :mod:`lexppl.infer`): ``"pathwise"`` is the LEX
         paper's straight-through estimator through the relaxation, ``"simple"`` the
         straight-through estimator through the exact marginals (``PathwiseBound(method=
-        "marginal")``).
+        "marginal")``), ``"reinforce"``, ``"vimco"`` (``num_masks >= 2``), ``"rebar"`` and
+        ``"relax"`` (Bernoulli masks) are unbiased, ``"concrete"`` trains on soft masks
+        (constant imputation only), ``"enumerate"`` sums over every mask (few features only).
     num_masks, num_imputations : int, default=10, 1
         Importance samples L and K of the bound.
     epochs, batch_size, lr, weight_decay : training settings, defaults from the LEX paper
@@ -86,6 +127,8 @@ class LEXExplainer(BaseEstimator):
     fix_predictor : bool, default=False
         Keep the predictor fixed while training the selector (fixed-θ regime; with
         ``pretrain_epochs > 0`` this is "surrogate 0-imputation").
+    mask_as_input : bool, default=False
+        Give the predictor the mask as extra input features beside the imputed input.
     task : {"classification", "regression"}, default="classification"
     selector_hidden, predictor_hidden : tuple of int
         Hidden sizes of the MLPs (paper: 2 × 200 selector, 3 × 200 predictor).
@@ -123,6 +166,7 @@ class LEXExplainer(BaseEstimator):
         weight_decay: float = 1e-3,
         pretrain_epochs: int = 0,
         fix_predictor: bool = False,
+        mask_as_input: bool = False,
         task: str = "classification",
         selector_hidden: tuple[int, ...] = (200, 200),
         predictor_hidden: tuple[int, ...] = (200, 200, 200),
@@ -144,6 +188,7 @@ class LEXExplainer(BaseEstimator):
         self.weight_decay = weight_decay
         self.pretrain_epochs = pretrain_epochs
         self.fix_predictor = fix_predictor
+        self.mask_as_input = mask_as_input
         self.task = task
         self.selector_hidden = selector_hidden
         self.predictor_hidden = predictor_hidden
@@ -182,11 +227,16 @@ class LEXExplainer(BaseEstimator):
         )
         return LEX(
             selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
-            predictor=MLP(n_features, n_outputs, tuple(self.predictor_hidden)),
+            predictor=MLP(
+                n_features * (2 if self.mask_as_input else 1),
+                n_outputs,
+                tuple(self.predictor_hidden),
+            ),
             imputer=IMPUTERS[self.imputer](),
             mask_family=family,
             likelihood=likelihood,
             regularizer=L1Penalty(self.l1) if self.l1 > 0 else None,
+            mask_as_input=self.mask_as_input,
         )
 
     # ------------------------------------------------------------------ checks

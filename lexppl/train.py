@@ -121,8 +121,13 @@ def fit(
             raise ValueError(f"Cannot freeze {part!r}: LEX has no module of that name.")
         getattr(model, part).requires_grad_(False)
     _check_targets_in_support(model, x, y, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    # The estimator's own parameters (control variates, learned baselines) train alongside,
+    # without weight decay: it would bias them, and they are not part of the model.
+    estimator_params = [p for p in bound.parameters() if p.requires_grad]
+    if estimator_params:
+        groups.append({"params": estimator_params, "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
@@ -171,7 +176,7 @@ def fit(
         result.losses.append(epoch_loss)
         result.epochs_run += 1
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        logger.info("epoch %d loss %.5f", epoch + 1, epoch_loss)
+        logger.debug("epoch %d loss %.5f", epoch + 1, epoch_loss)
         if run_dir is not None:
             record = {
                 "epoch": epoch + 1,

@@ -25,8 +25,29 @@ def cancer():
         dict(mask="bernoulli", l1=0.1, estimator="reinforce", imputer="marginal"),
         dict(k=2, imputer="gaussian", num_imputations=2),
         dict(k=2, imputer="mean"),
+        dict(k=3, estimator="vimco"),
+        dict(k=3, estimator="concrete"),
+        dict(k=3, estimator="simple", imputer="gaussian"),
+        dict(k=3, imputer="gmm"),
+        dict(k=3, imputer="kmeans_dataset"),
+        dict(k=3, imputer="gaussian", mask_as_input=True),
+        dict(mask="bernoulli", l1=0.1, estimator="rebar"),
+        dict(mask="bernoulli", l1=0.1, estimator="relax"),
     ],
-    ids=["subset-constant", "bernoulli-reinforce-marginal", "subset-gaussian", "mean"],
+    ids=[
+        "subset-constant",
+        "bernoulli-reinforce-marginal",
+        "subset-gaussian",
+        "mean",
+        "vimco",
+        "concrete",
+        "simple",
+        "gmm",
+        "kmeans",
+        "mask-input",
+        "rebar",
+        "relax",
+    ],
 )
 def test_fit_explain_select_predict(cancer, options):
     X, y = cancer
@@ -88,12 +109,15 @@ def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
         (dict(k=2, estimator="rebarr"), "Unknown estimator"),
         (dict(k=2, mask="gumbel"), "Unknown mask"),
         (dict(k=2, task="ranking"), "Unknown task"),
+        (dict(k=2, estimator="concrete", imputer="gaussian"), r"single \(constant\) imputation"),
+        (dict(k=2, estimator="vimco", num_masks=1), "num_masks >= 2"),
+        (dict(k=2, estimator="rebar"), "independent Bernoulli"),
     ],
 )
 def test_bad_options_are_refused(cancer, options, message):
     X, y = cancer
     with pytest.raises(ValueError, match=message):
-        LEXExplainer(**FAST, **{"k": 2, **options}).fit(X, y)
+        LEXExplainer(**{**FAST, "k": 2, **options}).fit(X, y)
 
 
 def test_bad_data_is_refused(cancer, tmp_path):

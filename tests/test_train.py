@@ -126,3 +126,13 @@ def test_bad_input_gets_clear_errors(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         fit(model, PathwiseBound(), x, y, epochs=1, run_dir=tmp_path, resume=True)
+
+
+def test_estimator_parameters_are_trained_by_fit():
+    # A learned REINFORCE baseline is optimised by fit alongside the model.
+    x, y = data(128)
+    baseline = torch.nn.Linear(D, 1)
+    before = baseline.weight.detach().clone()
+    bound = ReinforceBound(2, baseline_net=baseline)
+    fit(make_model(), bound, x, y, epochs=2, batch_size=32, lr=1e-2)
+    assert not torch.equal(baseline.weight, before)

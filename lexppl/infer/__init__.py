@@ -13,3 +13,11 @@ __all__ = [
     "ReinforceBound",
     "StraightThroughReparam",
 ]
+
+from lexppl.infer.concrete import ConcreteBound, ConcreteReparam
+from lexppl.infer.rebar import RebarBound
+from lexppl.infer.relax import MaskControl, RelaxBound
+from lexppl.infer.vimco import VimcoBound
+
+__all__ += ["ConcreteBound", "ConcreteReparam", "VimcoBound"]
+__all__ += ["MaskControl", "RebarBound", "RelaxBound"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import pyro.poutine as poutine
@@ -177,6 +178,11 @@ class ImportanceWeightedBound(ELBO):
         return loss.item()
 
     # ------------------------------------------------------------------ state
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        """Parameters the estimator learns itself (control variates, baselines); the training
+        loop optimises them with the model's. None by default."""
+        return iter(())
+
     def state_dict(self) -> dict:
         """Estimator state (e.g. a moving-average baseline) for checkpoints."""
         return {}

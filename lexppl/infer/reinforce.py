@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pyro
 import torch
-from torch import Tensor
+from pyro.nn import PyroModule
+from torch import Tensor, nn
 
 from lexppl.infer.bound import BoundTerms, ImportanceWeightedBound
 
@@ -21,33 +25,118 @@ class ReinforceBound(ImportanceWeightedBound):
             \textstyle\sum_{l} \log p_\gamma(z^l \mid x)\Big],\qquad
             f = \log \frac{1}{LK} \sum_{l,k} p_\theta(y \mid \tilde x^{l,k}),
 
-    where :math:`b` is a baseline that does not depend on the masks: an exponential moving
-    average of :math:`f` over past batches (decay ``baseline_decay``). The surrogate's value
-    equals the bound. Works with any mask family that has an exact ``log_prob``
+    where :math:`b` is a baseline that does not depend on the masks: by default an exponential
+    moving average of :math:`f` over past batches (decay ``baseline_decay``). The surrogate's
+    value equals the bound. Works with any mask family that has an exact ``log_prob``
     (IndependentBernoulli, KSubset) and any imputation.
+
+    **Learned baseline** (INVASE [2], Mnih & Gregor [3]): with ``baseline_net`` a network
+    :math:`b_\psi: x \mapsto b_\psi(x)` (output ``(N,)`` or ``(N, 1)``) replaces the moving
+    average, and is trained by regressing the learning signal,
+
+    .. math::
+
+        \min_\psi \sum_n \big(f_n - b_\psi(x_n)\big)^2,
+
+    through the same surrogate: :math:`-\sum_n (\mathrm{sg}(f_n) - b_\psi(x_n))^2` enters it
+    with its value subtracted again, so the surrogate's *value* stays the bound while its
+    gradient for :math:`\psi` is the regression's. :math:`b_\psi(x)` enters the score term
+    detached and does not depend on the masks, so the estimator stays unbiased. The inputs
+    :math:`x` are not a sample site: the bound takes them from the model's first positional
+    argument (``model(x, y, ...)``, as :meth:`LEX.model <lexppl.models.LEX.model>`) or its
+    ``x`` keyword, recorded in :meth:`_get_trace`. The net's parameters must be optimised:
+    under :class:`pyro.infer.SVI` they are registered with ``pyro.module(baseline_name, ...)``
+    and picked up automatically; with a plain torch optimiser add
+    :meth:`baseline_parameters` to it. Use a separate network from the selector (a shared
+    trunk would receive the regression's gradient too). Its weights travel in
+    :meth:`state_dict`.
 
     :param int num_masks: :math:`L`.
     :param int num_imputations: :math:`K`.
     :param float baseline_decay: decay of the moving average in :math:`[0, 1)`; 0 uses the
         last batch's mean.
+    :param ~torch.nn.Module baseline_net: optional learned baseline :math:`b_\psi(x)`; ``None``
+        (default) keeps the moving average.
+    :param str baseline_name: the name of ``baseline_net`` in Pyro's parameter store.
 
     **References**
 
     [1] R. J. Williams, *Simple statistical gradient-following algorithms for connectionist
         reinforcement learning*, 1992.
     [2] Yoon, Jordon, van der Schaar, *INVASE*, ICLR 2019.
+    [3] A. Mnih, K. Gregor, *Neural Variational Inference and Learning in Belief Networks*,
+        ICML 2014.
     """
 
     def __init__(
-        self, num_masks: int = 1, num_imputations: int = 1, baseline_decay: float = 0.9
+        self,
+        num_masks: int = 1,
+        num_imputations: int = 1,
+        baseline_decay: float = 0.9,
+        baseline_net: nn.Module | None = None,
+        baseline_name: str = "reinforce_baseline",
     ) -> None:
         super().__init__(num_masks, num_imputations)
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1); got {baseline_decay}.")
+        if baseline_net is not None and not (
+            isinstance(baseline_net, nn.Module) and callable(baseline_net)
+        ):
+            raise TypeError(f"baseline_net must be a torch nn.Module; got {baseline_net!r}.")
         self.baseline_decay = baseline_decay
         self.baseline: float | None = None
+        self.baseline_net = baseline_net
+        self.baseline_name = baseline_name
+        self._inputs: Tensor | None = None
+
+    def baseline_parameters(self) -> Iterator[nn.Parameter]:
+        """The learned baseline's parameters (none without ``baseline_net``), for an optimiser."""
+        return iter(()) if self.baseline_net is None else self.baseline_net.parameters()
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """The estimator's learned parameters (the baseline network's), trained by
+        :func:`lexppl.fit` alongside the model."""
+        return self.baseline_parameters()
+
+    def _get_trace(self, model, guide, args, kwargs):
+        if self.baseline_net is not None:
+            # The data inputs are not a sample site: record them for the baseline network.
+            self._inputs = args[0] if args else kwargs.get("x")
+            if self._inputs is None:
+                raise ValueError(
+                    "ReinforceBound with a baseline_net needs the inputs x as the model's first "
+                    "positional argument or its x keyword."
+                )
+            if not isinstance(self.baseline_net, PyroModule):
+                pyro.module(self.baseline_name, self.baseline_net)  # for pyro.infer.SVI
+        return super()._get_trace(model, guide, args, kwargs)
+
+    def _learned_surrogate(self, terms: BoundTerms) -> Tensor:
+        f, x = terms.per_datum, self._inputs
+        self._inputs = None
+        if x is None:
+            raise ValueError("The learned baseline needs the inputs; call through loss methods.")
+        b = self.baseline_net(x.detach())  # the regression only trains the baseline net
+        if b.dim() == 2 and b.shape[1] == 1:
+            b = b.squeeze(1)
+        if b.shape != f.shape:
+            raise ValueError(
+                f"baseline_net must map x to one value per datum, shape {tuple(f.shape)} or "
+                f"({f.shape[0]}, 1); got {tuple(b.shape)}."
+            )
+        score = terms.mask_log_prob.sum(0)  # (N,)
+        advantage = (f.detach() - b.detach()).detach()
+        regression = ((f.detach() - b) ** 2).sum()
+        # Both added terms are zero in value: the surrogate's value is the bound.
+        return (
+            terms.total
+            + (advantage * (score - score.detach())).sum()
+            - (regression - regression.detach())
+        )
 
     def _surrogate(self, terms: BoundTerms) -> Tensor:
+        if self.baseline_net is not None:
+            return self._learned_surrogate(terms)
         f = terms.per_datum
         baseline = f.detach().mean() if self.baseline is None else torch.as_tensor(self.baseline)
         # Only update the baseline when gradients are wanted (training), never in evaluation.
@@ -64,7 +153,12 @@ class ReinforceBound(ImportanceWeightedBound):
         return terms.total + (advantage * (score - score.detach())).sum()
 
     def state_dict(self) -> dict:
-        return {"baseline": self.baseline}
+        state: dict = {"baseline": self.baseline}
+        if self.baseline_net is not None:
+            state["baseline_net"] = self.baseline_net.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.baseline = state.get("baseline")
+        if self.baseline_net is not None and "baseline_net" in state:
+            self.baseline_net.load_state_dict(state["baseline_net"])

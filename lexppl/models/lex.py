@@ -68,6 +68,10 @@ class LEX(PyroModule):
         :class:`~lexppl.models.L1Penalty`.
     :param str name: prefix for the site names (``"<name>.mask"``), so that several LEX blocks
         can live in one larger model.
+    :param bool mask_as_input: also give the predictor the mask, concatenated to the imputed
+        input along its first feature dimension (features of tabular data, channels of
+        images), so that it can tell imputed from observed values; the predictor then takes
+        twice as many features (channels).
 
     .. note:: Under :class:`pyro.infer.SVI`, the networks' parameters are registered in Pyro's
         global parameter store under ``"<name or 'lex'>.selector..."`` etc.; as with any Pyro
@@ -89,6 +93,7 @@ class LEX(PyroModule):
         likelihood: Callable[[Tensor], Distribution],
         regularizer: Callable[[Distribution], Tensor] | None = None,
         name: str = "",
+        mask_as_input: bool = False,
     ) -> None:
         super().__init__()
         for arg, value in [("selector", selector), ("predictor", predictor)]:
@@ -103,6 +108,7 @@ class LEX(PyroModule):
         self.regularizer = regularizer
         self.mask_family = mask_family
         self.name = name
+        self.mask_as_input = mask_as_input
 
     # ---------------------------------------------------------------- the Pyro model
     def site(self, role: str) -> str:
@@ -113,7 +119,10 @@ class LEX(PyroModule):
         r""":math:`p_\gamma(z|x)`, batch ``(N,)``, event ``(D,)``."""
         return self.mask_family(self.selector(x))
 
-    def _predictor_output(self, x_tilde: Tensor, event_dim: int) -> Tensor:
+    def _predictor_output(self, x_tilde: Tensor, z: Tensor, event_dim: int) -> Tensor:
+        if self.mask_as_input:
+            z = z.to(x_tilde.dtype).expand_as(x_tilde)
+            x_tilde = torch.cat([x_tilde, z], dim=-event_dim)
         # Particle dims are flattened into the batch so that any predictor (conv nets,
         # batch-norm) sees an ordinary (M, ...) batch.
         batch_shape = x_tilde.shape[: x_tilde.dim() - event_dim]
@@ -152,7 +161,7 @@ class LEX(PyroModule):
                     x_tilde = pyro.sample(
                         self.site("imputation"), self.imputer(x, z), infer={"lex": IMPUTATION}
                     )
-                    params = self._predictor_output(x_tilde, event_dim)
+                    params = self._predictor_output(x_tilde, z, event_dim)
                     pyro.sample(
                         self.site("y"), self.likelihood(params), obs=y, infer={"lex": OBSERVED}
                     )

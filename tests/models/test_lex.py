@@ -154,3 +154,25 @@ def test_bad_arguments():
         LEX(MLP(D, D), MLP(D, 2), "zero", IndependentBernoulli, CategoricalLikelihood())
     with pytest.raises(ValueError, match="L1Penalty"):
         L1Penalty(-1.0)
+
+
+def test_mask_as_input_feeds_the_mask_to_the_predictor():
+    torch.manual_seed(0)
+    lex = LEX(
+        MLP(D, D, (8,)),
+        MLP(2 * D, 3, (8,)),
+        ConstantImputer(),
+        IndependentBernoulli,
+        CategoricalLikelihood(),
+        mask_as_input=True,
+    )
+    x = torch.zeros(N, D)  # with x = 0 and 0-imputation, only the mask tells masks apart
+
+    def logits_given(mask):
+        conditioned = poutine.condition(lex.model, data={"mask": mask})
+        return poutine.trace(conditioned).get_trace(x, num_masks=2).nodes["y"]["fn"].logits
+
+    masks = torch.stack([torch.zeros(N, D), torch.ones(N, D)])
+    logits = logits_given(masks)
+    assert logits.shape == (2, N, 3)
+    assert not torch.allclose(logits[0], logits[1])
