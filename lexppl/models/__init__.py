@@ -1,5 +1,6 @@
 """The LEX model and its likelihoods and regularisers."""
 
+from lexppl.models.groups import FeatureGroups, Identity, PatchGrid, PixelGrid
 from lexppl.models.lex import IMPUTATION, LEX, MASK, OBSERVED
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood, NormalLikelihood
 from lexppl.models.regularizers import L1Penalty
@@ -11,6 +12,10 @@ __all__ = [
     "OBSERVED",
     "BernoulliLikelihood",
     "CategoricalLikelihood",
+    "FeatureGroups",
+    "Identity",
     "L1Penalty",
     "NormalLikelihood",
+    "PatchGrid",
+    "PixelGrid",
 ]

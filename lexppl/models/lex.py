@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from lexppl.imputers.base import Imputer
+from lexppl.models.groups import FeatureGroups
 
 __all__ = ["IMPUTATION", "LEX", "MASK", "OBSERVED"]
 
@@ -72,6 +73,15 @@ class LEX(PyroModule):
         input along its first feature dimension (features of tabular data, channels of
         images), so that it can tell imputed from observed values; the predictor then takes
         twice as many features (channels).
+    :param ~lexppl.models.groups.FeatureGroups groups: optional grouping of the input features
+        (e.g. :class:`~lexppl.models.PatchGrid` image patches). The mask is then over the
+        :math:`G` groups — the selector outputs ``(N, G)`` logits and the ``"mask"`` site has
+        event ``(G,)`` — and the imputer (and the predictor, with ``mask_as_input``) receives
+        the feature-level mask ``groups.expand(z)`` of shape ``(L, N, *input_shape)``. Inputs
+        that do not fit the grouping raise a ``ValueError`` naming the expected and received
+        shapes. :meth:`importance` and :meth:`explain` stay at the group level;
+        :meth:`importance_map` gives the map over the input. ``None`` (default): one mask entry
+        per feature, and the mask must broadcast to ``x``.
 
     .. note:: Under :class:`pyro.infer.SVI`, the networks' parameters are registered in Pyro's
         global parameter store under ``"<name or 'lex'>.selector..."`` etc.; as with any Pyro
@@ -94,6 +104,7 @@ class LEX(PyroModule):
         regularizer: Callable[[Distribution], Tensor] | None = None,
         name: str = "",
         mask_as_input: bool = False,
+        groups: FeatureGroups | None = None,
     ) -> None:
         super().__init__()
         for arg, value in [("selector", selector), ("predictor", predictor)]:
@@ -109,6 +120,12 @@ class LEX(PyroModule):
         self.mask_family = mask_family
         self.name = name
         self.mask_as_input = mask_as_input
+        if groups is not None and not isinstance(groups, FeatureGroups):
+            raise TypeError(
+                f"LEX groups must be a FeatureGroups object (PatchGrid, PixelGrid, Identity) "
+                f"or None; got {groups!r}."
+            )
+        self.groups = groups
 
     # ---------------------------------------------------------------- the Pyro model
     def site(self, role: str) -> str:
@@ -116,8 +133,22 @@ class LEX(PyroModule):
         return f"{self.name}.{role}" if self.name else role
 
     def mask_distribution(self, x: Tensor) -> Distribution:
-        r""":math:`p_\gamma(z|x)`, batch ``(N,)``, event ``(D,)``."""
-        return self.mask_family(self.selector(x))
+        r""":math:`p_\gamma(z|x)`, batch ``(N,)``, event ``(D,)`` (``(G,)`` with ``groups``)."""
+        if self.groups is None:
+            return self.mask_family(self.selector(x))
+        self.groups.check_input(x)
+        prior = self.mask_family(self.selector(x))
+        if self.groups.input_shape is not None and prior.event_shape != (self.groups.num_groups,):
+            raise ValueError(
+                f"With groups={self.groups!r} the mask distribution must have event shape "
+                f"({self.groups.num_groups},), one entry per group; the selector's output gave "
+                f"{tuple(prior.event_shape)}."
+            )
+        return prior
+
+    def _feature_mask(self, z: Tensor) -> Tensor:
+        # The mask the imputer and predictor see: z itself, or its groups spread over x.
+        return z if self.groups is None else self.groups.expand(z)
 
     def _predictor_output(self, x_tilde: Tensor, z: Tensor, event_dim: int) -> Tensor:
         if self.mask_as_input:
@@ -157,11 +188,14 @@ class LEX(PyroModule):
                 pyro.factor(self.site("penalty"), -self.regularizer(prior))
             with _plate(self.site("masks"), num_masks, dim=-2):
                 z = pyro.sample(self.site("mask"), prior, infer={"lex": MASK})
+                z_features = self._feature_mask(z)
                 with _plate(self.site("imputations"), num_imputations, dim=-3):
                     x_tilde = pyro.sample(
-                        self.site("imputation"), self.imputer(x, z), infer={"lex": IMPUTATION}
+                        self.site("imputation"),
+                        self.imputer(x, z_features),
+                        infer={"lex": IMPUTATION},
                     )
-                    params = self._predictor_output(x_tilde, z, event_dim)
+                    params = self._predictor_output(x_tilde, z_features, event_dim)
                     pyro.sample(
                         self.site("y"), self.likelihood(params), obs=y, infer={"lex": OBSERVED}
                     )
@@ -178,12 +212,30 @@ class LEX(PyroModule):
     @torch.no_grad()
     def importance(self, x: Tensor) -> Tensor:
         r"""The importance map :math:`\mathbb E[Z|x]`, shape ``(N, D)``; exact (Bernoulli
-        probabilities, exact k-subset marginals)."""
+        probabilities, exact k-subset marginals). With ``groups`` it is the map over groups,
+        ``(N, G)``; see :meth:`importance_map` for the map over the input."""
         return self.mask_distribution(x).mean
 
     @torch.no_grad()
+    def importance_map(self, x: Tensor, grid: bool = False) -> Tensor:
+        r"""The importance map over the input's own shape: :math:`P(\text{feature } i
+        \text{ selected} \mid x)` for every feature, shape ``(N, *x.shape[1:])``, e.g.
+        ``(N, C, H, W)`` with a :class:`~lexppl.models.PatchGrid` (each pixel carries its
+        patch's probability). With ``grid=True`` and a patch grouping: the group map arranged
+        on the grid, ``(N, H/p_h, W/p_w)``, for plotting. Without ``groups``,
+        :meth:`importance` reshaped to ``x``'s shape when it has one entry per feature."""
+        importance = self.importance(x)
+        if self.groups is not None:
+            return self.groups.reduce(importance, grid=grid)
+        if importance.shape[-1] == x[0].numel():
+            return importance.reshape(x.shape)
+        return importance
+
+    @torch.no_grad()
     def explain(self, x: Tensor, num_samples: int = 100) -> Tensor:
-        """Masks sampled from :math:`p_\\gamma(z|x)`, shape ``(num_samples, N, D)``."""
+        """Masks sampled from :math:`p_\\gamma(z|x)`, shape ``(num_samples, N, D)``; with
+        ``groups``, group-level masks ``(num_samples, N, G)`` (``groups.expand`` maps them onto
+        the input)."""
         return self.mask_distribution(x).sample((num_samples,))
 
     @torch.no_grad()

@@ -1,5 +1,7 @@
 """Networks for selectors and predictors."""
 
+from lexppl.nets.conv import ConvPredictor
 from lexppl.nets.mlp import MLP
+from lexppl.nets.unet import UNet, UNetSelector
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "ConvPredictor", "UNet", "UNetSelector"]

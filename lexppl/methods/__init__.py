@@ -1,0 +1,10 @@
+"""
+The seed systems as LEX parametrisations and evaluators (DESIGN §2, "The seed systems").
+
+- :class:`EvalX`: the EVAL-X evaluator of Jethani et al. (2021), a predictor trained on
+  Bernoulli(1/2)-masked inputs and frozen, scoring selections by eACC / eAUROC.
+"""
+
+from lexppl.methods.evalx import EvalX
+
+__all__ = ["EvalX"]

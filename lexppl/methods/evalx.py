@@ -1,0 +1,250 @@
+"""
+EVAL-X: a frozen evaluator of explanations trained on random masks.
+
+Jethani et al. (2021), *Have We Learned to Explain?* (AISTATS), §"EVAL-X", eq. 5:
+
+.. math::
+
+    \\max_\\eta\\; \\mathbb E_{x, y}\\, \\mathbb E_{r \\sim \\mathcal B(1/2)^D}
+        \\big[\\log q_\\eta(y \\mid m(x, r))\\big],
+
+i.e. a predictor trained on inputs whose features are kept independently with probability 1/2
+(``r_j = 1[u_j > 0.5]``, ``u ~ U(0, 1)`` in ``rajesh-lab/realx``) and imputed (0) otherwise.
+Because the masks are independent of ``x``, a selection that *encodes* the label in which
+features it keeps carries no information for the evaluator; at the optimum
+``q_η(y | m(x, r)) = F(y | x_R)`` for every subset ``R`` (paper App. E). A method's selections
+``s`` are then fed to the frozen evaluator and scored against the true labels: **eACC** and
+**eAUROC** (notes ``baseline-papers-extraction.md`` §1.4, §1.7, §4.2 item 2).
+
+Which masks to score is the caller's choice (notes §4.5): the REAL-X code scores **hard
+Bernoulli samples** of the selector (``s = 1[logit + logistic noise > 0]``), *not* masks
+thresholded at 1/2; for L2X one uses its top-k selection. :meth:`EvalX.score` accepts any binary
+masks, one per instance ``(N, D)`` (e.g. thresholded or top-k) or ``S`` sampled masks per
+instance ``(S, N, D)`` (e.g. ``LEX.explain(x, num_samples=100)``); with samples, each metric is
+computed per mask sample and then averaged over samples, as LEX does with 100 masks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lexppl.imputers.base import Imputer
+from lexppl.imputers.constant import ConstantImputer
+from lexppl.metrics.prediction import accuracy, auroc
+from lexppl.models.lex import LEX
+from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
+from lexppl.train import pretrain_predictor
+
+__all__ = ["EvalX"]
+
+
+class EvalX(nn.Module):
+    """
+    The EVAL-X evaluator: ``predictor`` trained on Bernoulli(1/2)-masked, imputed inputs, then
+    frozen.
+
+    :param ~torch.nn.Module predictor: maps imputed inputs ``(M, ...)`` to logits ``(M, C)``
+        (or ``(M, 1)`` with a :class:`~lexppl.models.BernoulliLikelihood`). REAL-X uses a fresh
+        copy of its predictor's architecture (``clone_model(predictor)``).
+    :param ~lexppl.imputers.Imputer imputer: fills the features a mask turns off; default
+        ``ConstantImputer(0.0)``, the zero imputation of every REAL-X experiment.
+    :param likelihood: :class:`~lexppl.models.CategoricalLikelihood` (default) or
+        :class:`~lexppl.models.BernoulliLikelihood`.
+
+    Example::
+
+        evalx = EvalX(MLP(11, 2, hidden=(200, 200))).fit(train.x, train.y, epochs=100)
+        evalx.score(test.x, test.y, selector_masks)  # {"eacc": ..., "eauroc": ...}
+    """
+
+    def __init__(
+        self,
+        predictor: nn.Module,
+        imputer: Imputer | None = None,
+        likelihood: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(predictor, nn.Module):
+            raise TypeError(f"EvalX predictor must be a torch module; got {predictor!r}.")
+        imputer = ConstantImputer(0.0) if imputer is None else imputer
+        if not isinstance(imputer, Imputer):
+            raise TypeError(f"EvalX imputer must be an lexppl Imputer; got {imputer!r}.")
+        likelihood = CategoricalLikelihood() if likelihood is None else likelihood
+        if not isinstance(likelihood, CategoricalLikelihood | BernoulliLikelihood):
+            raise TypeError(
+                "EvalX scores classifiers: likelihood must be a CategoricalLikelihood or a "
+                f"BernoulliLikelihood; got {likelihood!r}."
+            )
+        self.predictor = predictor
+        self.imputer = imputer
+        self.likelihood = likelihood
+        self.fitted_ = False
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        X: Tensor,
+        y: Tensor,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        seed: int = 0,
+        *,
+        weight_decay: float = 0.0,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+    ) -> EvalX:
+        """
+        Train the predictor on EVAL-X's objective (eq. 5) and freeze it.
+
+        Reuses :func:`lexppl.train.pretrain_predictor` (Adam on the negative log-likelihood of
+        ``y`` given inputs masked by fresh Bernoulli(1/2) masks at every step); the imputer is
+        fitted on ``X`` first when it needs data.
+
+        :param X: training inputs ``(n, ...)``. :param y: class indices ``(n,)``
+            (0./1. for a Bernoulli likelihood).
+        :param int epochs: passes over the data. :param int batch_size: mini-batch size.
+        :param float lr: Adam learning rate. :param float weight_decay: Adam weight decay.
+        :param int seed: seeds the masks and the shuffling.
+        :param device: where to train; default: where the predictor's parameters are.
+        :param bool progress: show a progress bar.
+        :returns: ``self``, frozen (``requires_grad_(False)``, ``eval()``).
+        """
+        X, y = torch.as_tensor(X), torch.as_tensor(y)
+        if not X.is_floating_point():
+            X = X.float()
+        device = self._device() if device is None else torch.device(device)
+        self.to(device)
+        if self.imputer.requires_fit and not self.imputer.is_fitted:
+            self.imputer.fit(X.to(device))
+        self.predictor.requires_grad_(True)
+        model = LEX(nn.Identity(), self.predictor, self.imputer, _unused, self.likelihood)
+        pretrain_predictor(
+            model,
+            X,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        self.predictor.requires_grad_(False)
+        self.eval()
+        self.fitted_ = True
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _device(self) -> torch.device:
+        for tensor in [*self.predictor.parameters(), *self.predictor.buffers()]:
+            return tensor.device
+        return torch.device("cpu")
+
+    def _probs(self, x_tilde: Tensor) -> Tensor:
+        out = self.predictor(x_tilde)
+        if isinstance(self.likelihood, BernoulliLikelihood):
+            p = torch.sigmoid(out.reshape(out.shape[0]))
+            return torch.stack([1 - p, p], dim=-1)
+        return torch.softmax(out, dim=-1)
+
+    @torch.no_grad()
+    def predict_proba(
+        self,
+        x: Tensor,
+        masks: Tensor,
+        *,
+        num_imputations: int = 1,
+        batch_size: int | None = None,
+    ) -> Tensor:
+        """
+        Class probabilities of the frozen evaluator given the selected features only.
+
+        :param x: inputs ``(N, ...)``.
+        :param masks: binary masks (1 = selected) over the ``D = x[0].numel()`` features,
+            ``(N, D)`` or ``(S, N, D)``; a ``(N, ...)`` mask shaped like ``x`` also works.
+        :param int num_imputations: imputations averaged per mask (matters only for a
+            multiple imputer; a constant imputer is deterministic).
+        :param batch_size: at most this many masked inputs per forward pass (the ``S`` mask
+            samples are processed in chunks); default: all at once.
+        :returns: ``(N, C)`` for ``(N, D)`` masks, ``(S, N, C)`` for ``(S, N, D)`` masks, on the
+            evaluator's device (``C = 2`` for a Bernoulli likelihood).
+        """
+        x, z, squeeze = self._check_inputs(x, masks)
+        if not isinstance(num_imputations, int) or num_imputations < 1:
+            raise ValueError(f"num_imputations must be an int >= 1; got {num_imputations!r}.")
+        num_samples, n = z.shape[0], x.shape[0]
+        chunk = num_samples if batch_size is None else max(1, int(batch_size) // max(n, 1))
+        was_training = self.training
+        self.eval()
+        out = []
+        for begin in range(0, num_samples, chunk):
+            zb = z[begin : begin + chunk]  # (s, N, ...)
+            x_tilde = self.imputer(x, zb).sample((num_imputations,))  # (K, s, N, ...)
+            flat = x_tilde.reshape((-1, *x.shape[1:]))
+            probs = self._probs(flat).reshape((num_imputations, zb.shape[0], n, -1))
+            out.append(probs.mean(0))
+        self.train(was_training)
+        probs = torch.cat(out, dim=0)
+        return probs[0] if squeeze else probs
+
+    def forward(self, x: Tensor, masks: Tensor) -> Tensor:
+        """Same as :meth:`predict_proba`."""
+        return self.predict_proba(x, masks)
+
+    def score(self, x: Tensor, y: Tensor, masks: Tensor, **kwargs) -> dict[str, float]:
+        """
+        eACC and eAUROC of the selections ``masks`` (Jethani et al. 2021, §5; notes §1.7).
+
+        eACC is the accuracy of the evaluator's argmax, eAUROC the AUROC of its probabilities
+        (positive-class column for two classes, one-vs-rest micro average otherwise, as the
+        REAL-X code's ``roc_auc_score(..., 'micro')``), both against the true labels ``y`` and
+        computed with :func:`lexppl.metrics.accuracy` / :func:`lexppl.metrics.auroc`: per mask
+        sample, then averaged over the ``S`` samples of ``(S, N, D)`` masks.
+
+        Give hard masks: Bernoulli samples of the selector (what the REAL-X code scores), or
+        thresholded / top-k selections; both are accepted, and the report should say which.
+
+        :param x: inputs ``(N, ...)``. :param y: labels ``(N,)``.
+        :param masks: binary ``(N, D)`` or ``(S, N, D)``.
+        :param kwargs: passed to :meth:`predict_proba`.
+        :returns: ``{"eacc": float, "eauroc": float}``.
+        """
+        probs = self.predict_proba(x, masks, **kwargs).cpu()
+        y = torch.as_tensor(y).cpu()
+        return {"eacc": accuracy(probs, y), "eauroc": auroc(probs, y)}
+
+    # ------------------------------------------------------------------ checks
+    def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:
+        if not self.fitted_:
+            raise RuntimeError("EvalX is not fitted: call EvalX.fit(X, y) with training data.")
+        device = self._device()
+        x, masks = torch.as_tensor(x), torch.as_tensor(masks)
+        if not x.is_floating_point():
+            x = x.float()
+        if x.dim() < 2:
+            raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}.")
+        n, num_features = x.shape[0], x[0].numel()
+        if masks.shape == x.shape and x.dim() > 2:
+            masks = masks.reshape(n, num_features)
+        if masks.dim() not in (2, 3) or tuple(masks.shape[-2:]) != (n, num_features):
+            raise ValueError(
+                f"masks must have shape (N, D) or (S, N, D) with N={n}, D={num_features} "
+                f"(x has shape {tuple(x.shape)}); got {tuple(masks.shape)}."
+            )
+        if masks.dtype == torch.bool:
+            masks = masks.to(x.dtype)
+        if not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError(
+                "masks must be binary (1 = selected): sample them (e.g. LEX.explain) or "
+                "threshold / take the top-k of an importance map first."
+            )
+        squeeze = masks.dim() == 2
+        z = masks.reshape((-1, *x.shape)).to(device=device, dtype=x.dtype)
+        return x.to(device), z, squeeze
+
+
+def _unused(logits: Tensor):  # the mask family of the internal LEX: pretraining replaces it
+    raise RuntimeError("EvalX's internal LEX has no selector.")
