@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
-from torch import Tensor
+from torch import Tensor, nn
 
 from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lexppl.distributions import IndependentBernoulli, KSubset
@@ -41,6 +41,7 @@ from lexppl.models import (
     CategoricalLikelihood,
     L1Penalty,
     NormalLikelihood,
+    SoftTargetLikelihood,
 )
 from lexppl.nets import MLP
 from lexppl.train import fit, pretrain_predictor
@@ -75,6 +76,45 @@ ESTIMATORS = {
     "enumerate": lambda p: EnumerateBound(p.num_imputations),
 }
 TASKS = ("classification", "regression")
+REGIMES = ("in-situ", "fixed-theta", "self", "surrogate")
+
+
+class _ProbabilitiesAsLogits(nn.Module):
+    # A black box returning class probabilities, seen by the likelihood as logits.
+    def __init__(self, black_box: nn.Module) -> None:
+        super().__init__()
+        self.black_box = black_box
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.black_box(x).clamp_min(1e-12).log()
+
+
+def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
+    """Class probabilities (n, C) of ``black_box`` on X: a torch module or any callable on a
+    numpy array (e.g. an sklearn ``predict_proba``)."""
+    if isinstance(black_box, nn.Module):
+        with torch.no_grad():
+            out = black_box(X)
+    elif callable(black_box):
+        out = black_box(X.cpu().numpy())
+    else:
+        raise ValueError(f"black_box must be a torch module or a callable; got {black_box!r}.")
+    probs = torch.as_tensor(
+        np.asarray(out.cpu() if isinstance(out, Tensor) else out), dtype=torch.float32
+    )
+    valid = (
+        probs.dim() == 2
+        and probs.shape[0] == X.shape[0]
+        and bool(torch.isfinite(probs).all())
+        and bool((probs >= 0).all())
+        and bool(torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-3))
+    )
+    if not valid:
+        raise ValueError(
+            f"black_box must return class probabilities of shape (n_samples, n_classes) with "
+            f"rows summing to 1; got an array of shape {tuple(probs.shape)}."
+        )
+    return probs
 
 
 def _choice(kind: str, value: Any, table) -> Any:
@@ -127,6 +167,14 @@ class LEXExplainer(BaseEstimator):
     fix_predictor : bool, default=False
         Keep the predictor fixed while training the selector (fixed-θ regime; with
         ``pretrain_epochs > 0`` this is "surrogate 0-imputation").
+    regime : {"in-situ", "fixed-theta", "self", "surrogate"}, default=None
+        Training regime (LEX paper §2.5). ``None`` picks ``"in-situ"`` when :meth:`fit` gets
+        labels and ``"surrogate"`` when it gets a ``black_box``. ``"in-situ"``: selector and
+        predictor learn the labels. ``"surrogate"`` (post-hoc): a free predictor learns to
+        mimic the black box's class probabilities (soft targets). ``"self"`` (post-hoc): the
+        black box (a torch module returning class probabilities) is the fixed predictor and
+        its own predictions on the full input are the targets. ``"fixed-theta"``: the black
+        box is the fixed predictor and the labels are the targets.
     mask_as_input : bool, default=False
         Give the predictor the mask as extra input features beside the imputed input.
     task : {"classification", "regression"}, default="classification"
@@ -167,6 +215,7 @@ class LEXExplainer(BaseEstimator):
         pretrain_epochs: int = 0,
         fix_predictor: bool = False,
         mask_as_input: bool = False,
+        regime: str | None = None,
         task: str = "classification",
         selector_hidden: tuple[int, ...] = (200, 200),
         predictor_hidden: tuple[int, ...] = (200, 200, 200),
@@ -189,6 +238,7 @@ class LEXExplainer(BaseEstimator):
         self.pretrain_epochs = pretrain_epochs
         self.fix_predictor = fix_predictor
         self.mask_as_input = mask_as_input
+        self.regime = regime
         self.task = task
         self.selector_hidden = selector_hidden
         self.predictor_hidden = predictor_hidden
@@ -204,6 +254,8 @@ class LEXExplainer(BaseEstimator):
         _choice("estimator", self.estimator, ESTIMATORS)
         if self.task not in TASKS:
             raise ValueError(f"Unknown task {self.task!r}; valid choices are {list(TASKS)}.")
+        if self.regime is not None and self.regime not in REGIMES:
+            raise ValueError(f"Unknown regime {self.regime!r}; valid choices are {list(REGIMES)}.")
         if self.mask == "subset":
             if self.k is None:
                 raise ValueError('mask="subset" needs the number of features k.')
@@ -212,7 +264,7 @@ class LEXExplainer(BaseEstimator):
         if not self.l1 >= 0:
             raise ValueError(f"l1 must be >= 0; got {self.l1}.")
 
-    def _build(self, n_features: int, n_outputs: int) -> LEX:
+    def _build(self, n_features: int, n_outputs: int, black_box: nn.Module | None = None) -> LEX:
         if self.mask == "subset" and not 1 <= int(self.k) <= n_features:
             raise ValueError(
                 f"k must satisfy 1 <= k <= D; got k={self.k} for D={n_features} features."
@@ -222,16 +274,24 @@ class LEXExplainer(BaseEstimator):
             if self.mask == "subset"
             else IndependentBernoulli
         )
-        likelihood = (
-            CategoricalLikelihood() if self.task == "classification" else NormalLikelihood()
-        )
-        return LEX(
-            selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
-            predictor=MLP(
+        regime = self.regime_ if hasattr(self, "regime_") else "in-situ"
+        if self.task == "regression":
+            likelihood = NormalLikelihood()
+        elif regime in ("surrogate", "self"):
+            likelihood = SoftTargetLikelihood()
+        else:
+            likelihood = CategoricalLikelihood()
+        if black_box is not None:
+            predictor = _ProbabilitiesAsLogits(black_box)
+        else:
+            predictor = MLP(
                 n_features * (2 if self.mask_as_input else 1),
                 n_outputs,
                 tuple(self.predictor_hidden),
-            ),
+            )
+        return LEX(
+            selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
+            predictor=predictor,
             imputer=IMPUTERS[self.imputer](),
             mask_family=family,
             likelihood=likelihood,
@@ -273,19 +333,57 @@ class LEXExplainer(BaseEstimator):
         return torch.as_tensor(encoded, dtype=torch.long)
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y, imputer_data=None) -> LEXExplainer:
-        """Train the LEX model on ``X`` of shape (n_samples, n_features) and targets ``y``.
+    def _resolve_regime(self, y, black_box) -> str:
+        regime = self.regime or ("in-situ" if black_box is None else "surrogate")
+        if regime == "in-situ" and y is None:
+            raise ValueError("The in-situ regime needs labels y (or pass black_box=...).")
+        if regime != "in-situ" and black_box is None:
+            raise ValueError(f"The {regime!r} regime needs a black_box to explain.")
+        if regime == "fixed-theta" and y is None:
+            raise ValueError("The 'fixed-theta' regime needs labels y.")
+        if regime in ("self", "fixed-theta") and not isinstance(black_box, nn.Module):
+            raise ValueError(
+                f"The {regime!r} regime uses the black box as LEX's predictor, so it must be a "
+                f"torch module returning class probabilities; got {type(black_box).__name__}. "
+                f"Use regime='surrogate' for other callables."
+            )
+        if regime != "in-situ" and self.task != "classification":
+            raise ValueError("Post-hoc and fixed-theta regimes need task='classification'.")
+        return regime
 
-        ``imputer_data`` (default ``X``) is the data the imputer is fitted on; give a
-        held-out set to keep the marginal imputer from copying the training rows.
+    def fit(self, X, y=None, imputer_data=None, black_box=None) -> LEXExplainer:
+        """Train the LEX model on ``X`` of shape (n_samples, n_features).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Labels (in-situ and fixed-theta regimes).
+        imputer_data : array-like of shape (n_rows, n_features), default=None
+            Data the imputer is fitted on (default ``X``); give a held-out set to keep the
+            resampling imputers from copying training rows.
+        black_box : torch module or callable, default=None
+            The model to explain post hoc: a torch module or any callable returning class
+            probabilities of shape (n_samples, n_classes) for a numpy array (e.g. an sklearn
+            ``predict_proba``). See ``regime``.
+
+        Returns
+        -------
+        self : LEXExplainer
         """
         self._validate_params()
         X = self._check_X(X, fitting=True)
-        y = self._encode_y(y, X.shape[0])
+        self.regime_ = self._resolve_regime(y, black_box)
         self.n_features_in_ = X.shape[1]
+        fixed_predictor = black_box if self.regime_ in ("self", "fixed-theta") else None
+        if self.regime_ in ("surrogate", "self"):
+            y = _black_box_probabilities(black_box, X)  # soft targets, (n, C)
+            self.classes_ = np.arange(y.shape[1])
+        else:
+            y = self._encode_y(y, X.shape[0])
         n_outputs = len(self.classes_) if self.task == "classification" else 1
         torch.manual_seed(self.seed)
-        self.model_ = self._build(self.n_features_in_, n_outputs)
+        self.model_ = self._build(self.n_features_in_, n_outputs, fixed_predictor)
         imputer = self.model_.imputer
         if imputer.requires_fit or self.imputer == "gaussian":
             imputer.fit(X if imputer_data is None else self._check_X(imputer_data))
@@ -297,10 +395,11 @@ class LEXExplainer(BaseEstimator):
             seed=self.seed,
             progress=self.verbose,
         )
-        if self.pretrain_epochs:
+        if self.pretrain_epochs and fixed_predictor is None:
             pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
         bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
-        freeze = ("predictor",) if self.fix_predictor else ()
+        fix = self.fix_predictor or fixed_predictor is not None
+        freeze = ("predictor",) if fix else ()
         result = fit(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
         self.losses_ = result.losses
         return self
@@ -351,6 +450,7 @@ class LEXExplainer(BaseEstimator):
             path,
             {
                 "config": params,
+                "regime": self.regime_,
                 "n_features": self.n_features_in_,
                 "classes": classes,
                 "model": self.model_.state_dict(),
@@ -358,20 +458,32 @@ class LEXExplainer(BaseEstimator):
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> LEXExplainer:
-        """Restore an explainer written by :meth:`save`."""
+    def load(
+        cls, path: str | os.PathLike, device: str = "cpu", black_box: nn.Module | None = None
+    ) -> LEXExplainer:
+        """Restore an explainer written by :meth:`save`. Explainers whose predictor is the
+        user's black box (regimes ``"self"`` and ``"fixed-theta"``) need it again as
+        ``black_box``: checkpoints hold lexppl's weights, not the user's model."""
         state = load_checkpoint(path, map_location=device)
+        regime = state.get("regime", "in-situ")
+        if regime in ("self", "fixed-theta") and not isinstance(black_box, nn.Module):
+            raise CheckpointError(
+                f"{path} explains a black box used as the predictor ({regime!r} regime): "
+                f"pass it again with LEXExplainer.load(path, black_box=model)."
+            )
         try:
             config = dict(state["config"], device=device)
             for key in ("selector_hidden", "predictor_hidden"):
                 config[key] = tuple(config[key])
             explainer = cls(**config)
             explainer._validate_params()
+            explainer.regime_ = regime
             explainer.n_features_in_ = int(state["n_features"])
             if explainer.task == "classification":
                 explainer.classes_ = np.asarray(state["classes"])
             n_outputs = len(state["classes"]) if explainer.task == "classification" else 1
-            explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs)
+            fixed = black_box if regime in ("self", "fixed-theta") else None
+            explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs, fixed)
             explainer.model_.load_state_dict(state["model"])
         except (KeyError, TypeError, RuntimeError) as error:
             raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None

@@ -119,9 +119,10 @@ def fit(
     for part in freeze:
         if not isinstance(getattr(model, part, None), nn.Module):
             raise ValueError(f"Cannot freeze {part!r}: LEX has no module of that name.")
-        getattr(model, part).requires_grad_(False)
+    # Remember the flags so that a user's module (a black box) is left as it was found.
+    frozen = {p: p.requires_grad for part in freeze for p in getattr(model, part).parameters()}
     _check_targets_in_support(model, x, y, device)
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and p not in frozen]}]
     # The estimator's own parameters (control variates, learned baselines) train alongside,
     # without weight decay: it would bias them, and they are not part of the model.
     estimator_params = [p for p in bound.parameters() if p.requires_grad]
@@ -157,50 +158,56 @@ def fit(
         "device": str(device),
     }
     n = x.shape[0]
-    bar = tqdm(range(start, epochs), disable=not progress, desc="lex", unit="epoch")
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(n, generator=shuffle)
-        total, started = torch.zeros((), device=device), time.perf_counter()
-        for begin in range(0, n, batch_size):
-            index = order[begin : begin + batch_size]
-            xb, yb = x[index].to(device), y[index].to(device)
-            loss = bound.differentiable_loss(model.model, model.guide, xb, yb) / len(index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(index)  # no .item() in the inner loop
-        epoch_loss = (total / n).item()
-        if not math.isfinite(epoch_loss):
-            raise FloatingPointError(f"the training loss became {epoch_loss} at epoch {epoch}.")
-        result.losses.append(epoch_loss)
-        result.epochs_run += 1
-        bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        logger.debug("epoch %d loss %.5f", epoch + 1, epoch_loss)
-        if run_dir is not None:
-            record = {
-                "epoch": epoch + 1,
-                "loss": epoch_loss,
-                "seconds": round(time.perf_counter() - started, 4),
-            }
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "config": config,
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        bar = tqdm(range(start, epochs), disable=not progress, desc="lex", unit="epoch")
+        for epoch in bar:
+            model.train()
+            order = torch.randperm(n, generator=shuffle)
+            total, started = torch.zeros((), device=device), time.perf_counter()
+            for begin in range(0, n, batch_size):
+                index = order[begin : begin + batch_size]
+                xb, yb = x[index].to(device), y[index].to(device)
+                loss = bound.differentiable_loss(model.model, model.guide, xb, yb) / len(index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(index)  # no .item() in the inner loop
+            epoch_loss = (total / n).item()
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(f"the training loss became {epoch_loss} at epoch {epoch}.")
+            result.losses.append(epoch_loss)
+            result.epochs_run += 1
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            logger.debug("epoch %d loss %.5f", epoch + 1, epoch_loss)
+            if run_dir is not None:
+                record = {
                     "epoch": epoch + 1,
-                    "losses": result.losses,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "bound": bound.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "shuffle_rng": shuffle.get_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                },
-            )
-    for part in freeze:
-        getattr(model, part).requires_grad_(True)
+                    "loss": epoch_loss,
+                    "seconds": round(time.perf_counter() - started, 4),
+                }
+                with open(run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "config": config,
+                        "epoch": epoch + 1,
+                        "losses": result.losses,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "bound": bound.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "shuffle_rng": shuffle.get_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all()
+                        if torch.cuda.is_available()
+                        else [],
+                    },
+                )
+    finally:
+        for p, requires_grad in frozen.items():
+            p.requires_grad_(requires_grad)
     model.eval()
     return result
 

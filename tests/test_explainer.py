@@ -148,3 +148,56 @@ def test_unfitted_explainer_raises():
 
     with pytest.raises(NotFittedError):
         LEXExplainer(k=1).explain(np.zeros((1, 3)))
+
+
+class _TorchBlackBox(torch.nn.Module):
+    # A fixed "black box": logistic regression on the first feature, returning probabilities.
+    def forward(self, x):
+        p = torch.sigmoid(3 * x[..., :1])
+        return torch.cat([1 - p, p], dim=-1)
+
+
+@pytest.mark.parametrize("regime", ["surrogate", "self", "fixed-theta"])
+def test_post_hoc_regimes(cancer, regime):
+    X, y = cancer
+    black_box = _TorchBlackBox()
+    explainer = LEXExplainer(**FAST, k=3, regime=regime)
+    labels = y if regime == "fixed-theta" else None
+    explainer.fit(X, labels, black_box=black_box)
+    assert explainer.regime_ == regime
+    proba = explainer.predict_proba(X[:8], num_samples=4)
+    assert proba.shape == (8, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    if regime != "surrogate":  # the black box is the fixed predictor
+        assert explainer.model_.predictor.black_box is black_box
+
+
+def test_surrogate_post_hoc_on_an_sklearn_model(cancer, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = cancer
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    explainer = LEXExplainer(**FAST, k=5).fit(X, black_box=model.predict_proba)
+    assert explainer.regime_ == "surrogate" and list(explainer.classes_) == [0, 1]
+    explainer.save(tmp_path / "m.pt")
+    restored = LEXExplainer.load(tmp_path / "m.pt")
+    assert np.allclose(restored.explain(X), explainer.explain(X))
+
+
+def test_regime_errors(cancer, tmp_path):
+    X, y = cancer
+    with pytest.raises(ValueError, match="needs labels y"):
+        LEXExplainer(**FAST, k=2).fit(X)
+    with pytest.raises(ValueError, match="needs a black_box"):
+        LEXExplainer(**FAST, k=2, regime="surrogate").fit(X, y)
+    with pytest.raises(ValueError, match="must be a\\s+torch module"):
+        LEXExplainer(**FAST, k=2, regime="self").fit(X, black_box=lambda a: a)
+    with pytest.raises(ValueError, match="class probabilities"):
+        LEXExplainer(**FAST, k=2).fit(X, black_box=lambda a: a[:, :3])
+    with pytest.raises(ValueError, match="Unknown regime"):
+        LEXExplainer(**FAST, k=2, regime="posthoc").fit(X, y)
+    explainer = LEXExplainer(**FAST, k=2, regime="self").fit(X, black_box=_TorchBlackBox())
+    explainer.save(tmp_path / "self.pt")
+    with pytest.raises(CheckpointError, match="black_box=model"):
+        LEXExplainer.load(tmp_path / "self.pt")
+    restored = LEXExplainer.load(tmp_path / "self.pt", black_box=_TorchBlackBox())
+    assert np.allclose(restored.explain(X), explainer.explain(X))

@@ -2,7 +2,13 @@
 
 from lexppl.models.groups import FeatureGroups, Identity, PatchGrid, PixelGrid
 from lexppl.models.lex import IMPUTATION, LEX, MASK, OBSERVED
-from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood, NormalLikelihood
+from lexppl.models.likelihoods import (
+    BernoulliLikelihood,
+    CategoricalLikelihood,
+    NormalLikelihood,
+    SoftTargetCategorical,
+    SoftTargetLikelihood,
+)
 from lexppl.models.regularizers import L1Penalty
 
 __all__ = [
@@ -18,4 +24,6 @@ __all__ = [
     "NormalLikelihood",
     "PatchGrid",
     "PixelGrid",
+    "SoftTargetCategorical",
+    "SoftTargetLikelihood",
 ]

@@ -250,12 +250,9 @@ class LEX(PyroModule):
             x, None, num_masks=num_samples, num_imputations=num_imputations
         )
         fn = trace.nodes[self.site("y")]["fn"]
-        if hasattr(fn, "probs"):  # discrete targets: average probabilities
-            value = fn.probs
-            value_dims = 1 + isinstance(fn, torch.distributions.Categorical)
-        else:
-            value, value_dims = fn.mean, 1 + len(fn.event_shape)
-        particle_dims = value.dim() - value_dims
+        # Discrete targets: average the probabilities; otherwise the predictive mean.
+        value = fn.probs if hasattr(fn, "probs") else fn.mean
+        particle_dims = len(fn.batch_shape) - 1  # every batch dim but the data plate's
         if particle_dims > 0:
             value = value.reshape((-1, *value.shape[particle_dims:])).mean(0)
         return value

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
-from pyro.distributions import Bernoulli, Categorical, Normal
+from pyro.distributions import Bernoulli, Categorical, Normal, TorchDistribution, constraints
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-__all__ = ["BernoulliLikelihood", "CategoricalLikelihood", "NormalLikelihood"]
+__all__ = [
+    "BernoulliLikelihood",
+    "CategoricalLikelihood",
+    "NormalLikelihood",
+    "SoftTargetCategorical",
+    "SoftTargetLikelihood",
+]
 
 
 class CategoricalLikelihood(nn.Module):
@@ -56,3 +64,50 @@ class NormalLikelihood(nn.Module):
 
     def forward(self, mean: Tensor) -> Distribution:
         return Normal(mean.squeeze(-1), self.scale.to(mean.dtype))
+
+
+class SoftTargetCategorical(TorchDistribution):
+    r"""
+    A categorical likelihood scored on *soft* targets: for a probability vector :math:`q`,
+    :math:`\log p(q) = \sum_c q_c \log \mathrm{softmax}(\ell)_c` (the cross-entropy of
+    L2X and of post-hoc regimes that mimic a black box's class probabilities, LEX §2.5). For a
+    one-hot :math:`q` it equals the categorical log-likelihood.
+
+    Batch shape ``logits.shape[:-1]``, event shape ``(C,)``; samples are one-hot vectors.
+    """
+
+    arg_constraints: ClassVar[dict] = {"logits": constraints.real_vector}
+    support = constraints.simplex
+
+    def __init__(self, logits: Tensor, validate_args=None) -> None:
+        self.logits = logits - logits.logsumexp(-1, keepdim=True)
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        return SoftTargetCategorical(self.logits.expand(batch_shape + self.event_shape))
+
+    @property
+    def probs(self) -> Tensor:
+        return self.logits.exp()
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs
+
+    def sample(self, sample_shape=torch.Size()) -> Tensor:  # noqa: B008
+        index = Categorical(logits=self.logits).sample(sample_shape)
+        return torch.nn.functional.one_hot(index, self.event_shape[0]).to(self.logits.dtype)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return (value * self.logits).sum(-1)
+
+
+class SoftTargetLikelihood(nn.Module):
+    """Classification on soft targets ``y`` of shape ``(N, C)`` (class probabilities, e.g. a
+    black box's): :class:`SoftTargetCategorical` of the predictor's logits."""
+
+    def forward(self, logits: Tensor) -> Distribution:
+        return SoftTargetCategorical(logits)
