@@ -189,7 +189,7 @@ def test_regime_errors(cancer, tmp_path):
         LEXExplainer(**FAST, k=2).fit(X)
     with pytest.raises(ValueError, match="needs a black_box"):
         LEXExplainer(**FAST, k=2, regime="surrogate").fit(X, y)
-    with pytest.raises(ValueError, match="must be a\\s+torch module"):
+    with pytest.raises(ValueError, match=r"must be a\s+torch module"):
         LEXExplainer(**FAST, k=2, regime="self").fit(X, black_box=lambda a: a)
     with pytest.raises(ValueError, match="class probabilities"):
         LEXExplainer(**FAST, k=2).fit(X, black_box=lambda a: a[:, :3])

@@ -13,6 +13,8 @@ from numbers import Integral
 import torch
 
 from lexppl.data.base import MaskedDataset
+from lexppl.data.celeba import load_celeba_smile, mouth_box_mask
+from lexppl.data.panels import load_switching_panels, make_panels_digits
 from lexppl.data.synthetic import (
     make_additive,
     make_orange,
@@ -28,13 +30,17 @@ __all__ = [
     "SPLITS",
     "MaskedDataset",
     "load",
+    "load_celeba_smile",
+    "load_switching_panels",
     "make_additive",
     "make_orange",
+    "make_panels_digits",
     "make_s1",
     "make_s2",
     "make_s3",
     "make_switch",
     "make_xor",
+    "mouth_box_mask",
 ]
 
 #: Valid split names, mapped to the offset used to derive a synthetic seed.
@@ -58,6 +64,26 @@ def _synthetic(make: Callable[..., MaskedDataset]) -> Loader:
     return loader
 
 
+def _panels_digits(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+    """Switching Panels from scikit-learn's digits and photographs; ``root`` is ignored."""
+    return make_panels_digits(split, seed, n)
+
+
+def _panels_mnist(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+    """SP-MNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
+    return load_switching_panels(split, root, seed, n, target="mnist")
+
+
+def _panels_fashion(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+    """SP-FashionMNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
+    return load_switching_panels(split, root, seed, n, target="fashion")
+
+
+def _celeba_smile(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+    """CelebA Smile from torchvision's CelebA layout under ``root``."""
+    return load_celeba_smile(split, root, seed, n)
+
+
 #: The dataset registry: name -> loader ``(split, root, seed, n) -> MaskedDataset``.
 #: Add new datasets here.
 DATASETS: dict[str, Loader] = {
@@ -68,6 +94,10 @@ DATASETS: dict[str, Loader] = {
     "orange": _synthetic(make_orange),
     "additive": _synthetic(make_additive),
     "switch": _synthetic(make_switch),
+    "panels-digits": _panels_digits,
+    "panels-mnist": _panels_mnist,
+    "panels-fashion": _panels_fashion,
+    "celeba-smile": _celeba_smile,
 }
 
 

@@ -9,6 +9,7 @@ computed against it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -28,12 +29,19 @@ class MaskedDataset(Dataset):
     Parameters
     ----------
     x : torch.Tensor
-        Inputs of shape ``(n, D)``; stored as ``float32``.
+        Inputs of shape ``(n, D)`` for tabular data, or ``(n, *shape)`` for
+        structured inputs such as images ``(n, C, H, W)``; stored as
+        ``float32``.
     y : torch.Tensor
         Integer class labels of shape ``(n,)``; stored as ``int64``.
     truth : torch.Tensor
-        Ground-truth selection masks of shape ``(n, D)`` with entries in
-        ``{0, 1}`` (1 = feature is relevant); stored as ``float32``.
+        Ground-truth selection masks with entries in ``{0, 1}`` (1 = feature
+        is relevant); stored as ``float32``. For tabular ``x`` of shape
+        ``(n, D)`` the truth has the same shape. For structured ``x`` it has
+        shape ``(n, *mask_shape)``: one entry per unit the explanation
+        selects, e.g. ``(n, H, W)`` for one mask entry per pixel shared by
+        all channels, or ``(n, 32, 32)`` for a grid of patches;
+        ``truth.flatten(1)`` gives the ``(n, D)`` layout of the metrics.
     probs : torch.Tensor, optional
         True class probabilities ``p(y | x)`` of shape ``(n, C)`` when they
         are known (synthetic data); stored as ``float32``.
@@ -43,8 +51,8 @@ class MaskedDataset(Dataset):
         Number of classes ``C``. Defaults to ``probs.shape[1]`` when ``probs``
         is given, else to ``y.max() + 1``.
     feature_names : sequence of str, optional
-        ``D`` feature names. Defaults to ``["x1", ..., "xD"]`` (1-based, as in
-        the papers).
+        One name per mask entry (``D`` feature names for tabular data).
+        Defaults to ``["x1", ..., "xD"]`` (1-based, as in the papers).
 
     Raises
     ------
@@ -66,19 +74,25 @@ class MaskedDataset(Dataset):
         x = torch.as_tensor(x, dtype=torch.float32)
         y = torch.as_tensor(y, dtype=torch.int64)
         truth = torch.as_tensor(truth, dtype=torch.float32)
-        if x.dim() != 2:
-            raise ValueError(f"x must have shape (n, D), got shape {tuple(x.shape)}")
-        n, dim = x.shape
+        if x.dim() < 2:
+            raise ValueError(f"x must have shape (n, D) or (n, *shape), got shape {tuple(x.shape)}")
+        n = x.shape[0]
         if y.shape != (n,):
             raise ValueError(
                 f"y must have shape ({n},) to match x of shape {tuple(x.shape)}, "
                 f"got shape {tuple(y.shape)}"
             )
-        if truth.shape != x.shape:
+        if x.dim() == 2 and truth.shape != x.shape:
             raise ValueError(
                 f"truth must have the same shape as x {tuple(x.shape)}, "
                 f"got shape {tuple(truth.shape)}"
             )
+        if truth.dim() < 2 or truth.shape[0] != n:
+            raise ValueError(
+                f"truth must have shape ({n}, *mask_shape) to match x of shape "
+                f"{tuple(x.shape)}, got shape {tuple(truth.shape)}"
+            )
+        dim = math.prod(truth.shape[1:])
         if not bool(((truth == 0) | (truth == 1)).all()):
             raise ValueError("truth must be a binary mask with entries in {0, 1}")
         if probs is not None:
@@ -105,7 +119,7 @@ class MaskedDataset(Dataset):
         feature_names = list(feature_names)
         if len(feature_names) != dim:
             raise ValueError(
-                f"feature_names must have {dim} entries to match x, got {len(feature_names)}"
+                f"feature_names must have {dim} entries to match truth, got {len(feature_names)}"
             )
         self.x = x
         self.y = y
@@ -117,8 +131,13 @@ class MaskedDataset(Dataset):
 
     @property
     def num_features(self) -> int:
-        """Number of input features ``D``."""
-        return self.x.shape[1]
+        """Number of input features ``D`` (entries of one flattened input)."""
+        return math.prod(self.x.shape[1:])
+
+    @property
+    def mask_shape(self) -> tuple[int, ...]:
+        """Shape of one ground-truth mask: ``(D,)`` for tabular data."""
+        return tuple(self.truth.shape[1:])
 
     def __len__(self) -> int:
         return self.x.shape[0]

@@ -79,7 +79,8 @@ class EvalX(nn.Module):
         self.predictor = predictor
         self.imputer = imputer
         self.likelihood = likelihood
-        self.fitted_ = False
+        # A buffer, so that a checkpointed evaluator (state_dict) is restored as fitted.
+        self.register_buffer("fitted_", torch.tensor(False))
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -134,7 +135,7 @@ class EvalX(nn.Module):
         )
         self.predictor.requires_grad_(False)
         self.eval()
-        self.fitted_ = True
+        self.fitted_.fill_(True)
         return self
 
     # ------------------------------------------------------------------ prediction
@@ -196,7 +197,7 @@ class EvalX(nn.Module):
 
     def score(self, x: Tensor, y: Tensor, masks: Tensor, **kwargs) -> dict[str, float]:
         """
-        eACC and eAUROC of the selections ``masks`` (Jethani et al. 2021, §5; notes §1.7).
+        eACC and eAUROC of the selections ``masks`` (Jethani et al. 2021; notes §1.7).
 
         eACC is the accuracy of the evaluator's argmax, eAUROC the AUROC of its probabilities
         (positive-class column for two classes, one-vs-rest micro average otherwise, as the
@@ -218,7 +219,7 @@ class EvalX(nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:
-        if not self.fitted_:
+        if not bool(self.fitted_):
             raise RuntimeError("EvalX is not fitted: call EvalX.fit(X, y) with training data.")
         device = self._device()
         x, masks = torch.as_tensor(x), torch.as_tensor(masks)

@@ -141,7 +141,8 @@ class Identity(FeatureGroups):
     def __eq__(self, other) -> bool:
         return isinstance(other, Identity) and other.input_shape == self.input_shape
 
-    __hash__ = None
+    def __hash__(self) -> int:
+        return hash((Identity, self.input_shape))
 
 
 class PatchGrid(FeatureGroups):
@@ -207,9 +208,7 @@ class PatchGrid(FeatureGroups):
             hints.append(f"{received[0]} channels instead of {self.channels}")
         ph, pw = self.patch
         if received[1] % ph or received[2] % pw:
-            hints.append(
-                f"H={received[1]}, W={received[2]} cannot be tiled by {ph}x{pw} patches"
-            )
+            hints.append(f"H={received[1]}, W={received[2]} cannot be tiled by {ph}x{pw} patches")
         elif received[1:] != self.input_shape[1:]:
             hints.append(
                 f"size {received[1]}x{received[2]} instead of "
@@ -253,7 +252,7 @@ class PatchGrid(FeatureGroups):
             )
         gh, gw = self.grid_shape
         ph, pw = self.patch
-        blocks = features.reshape(features.shape[:-2] + (gh, ph, gw, pw))
+        blocks = features.reshape((*features.shape[:-2], gh, ph, gw, pw))
         return blocks.mean(dim=(-3, -1)).flatten(-2)
 
     def __repr__(self) -> str:
@@ -266,7 +265,8 @@ class PatchGrid(FeatureGroups):
             and other.patch == self.patch
         )
 
-    __hash__ = None
+    def __hash__(self) -> int:
+        return hash((PatchGrid, self.input_shape, self.patch))
 
 
 class PixelGrid(PatchGrid):

@@ -117,11 +117,11 @@ class UNet(nn.Module):
         ``(N, out_channels, H, W)``."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"UNet expects images of shape (N, {self.in_channels}, H, W); got "
-                f"{tuple(x.shape)}."
+                f"UNet expects images of shape (N, {self.in_channels}, H, W); got {tuple(x.shape)}."
             )
         height, width = x.shape[-2:]
-        left, right, top, bottom = padding = self._padding(height, width)
+        padding = self._padding(height, width)
+        left, top = padding[0], padding[2]
         h = F.pad(x, padding) if any(padding) else x
         skips = []
         for level, block in enumerate(self.encoder):

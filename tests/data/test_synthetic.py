@@ -14,7 +14,8 @@ def _within_4se(estimate, p, n):
 
 
 def test_registry_names():
-    assert sorted(DATASETS) == sorted(ALL_NAMES)
+    image_sets = ["panels-digits", "panels-mnist", "panels-fashion", "celeba-smile"]
+    assert sorted(DATASETS) == sorted(ALL_NAMES + image_sets)
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
