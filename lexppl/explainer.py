@@ -38,11 +38,13 @@ from lexppl.infer import (
 )
 from lexppl.models import (
     LEX,
+    BayesianLEX,
     CategoricalLikelihood,
     L1Penalty,
     NormalLikelihood,
     SoftTargetLikelihood,
 )
+from lexppl.models.bayesian import fit_bayesian
 from lexppl.nets import MLP
 from lexppl.train import fit, pretrain_predictor
 
@@ -175,6 +177,12 @@ class LEXExplainer(BaseEstimator):
         black box (a torch module returning class probabilities) is the fixed predictor and
         its own predictions on the full input are the targets. ``"fixed-theta"``: the black
         box is the fixed predictor and the labels are the targets.
+    bayesian : bool, default=False
+        Put Normal(0, ``prior_scale``) priors on the selector's weights and learn their
+        posterior with an AutoNormal guide (:class:`~lexppl.models.BayesianLEX`); explanations
+        then average over posterior draws, and :meth:`credible_interval` and
+        :meth:`to_inference_data` give their uncertainty. Use a larger ``lr`` (e.g. 1e-2).
+    prior_scale : float, default=1.0
     mask_as_input : bool, default=False
         Give the predictor the mask as extra input features beside the imputed input.
     task : {"classification", "regression"}, default="classification"
@@ -216,6 +224,8 @@ class LEXExplainer(BaseEstimator):
         fix_predictor: bool = False,
         mask_as_input: bool = False,
         regime: str | None = None,
+        bayesian: bool = False,
+        prior_scale: float = 1.0,
         task: str = "classification",
         selector_hidden: tuple[int, ...] = (200, 200),
         predictor_hidden: tuple[int, ...] = (200, 200, 200),
@@ -239,6 +249,8 @@ class LEXExplainer(BaseEstimator):
         self.fix_predictor = fix_predictor
         self.mask_as_input = mask_as_input
         self.regime = regime
+        self.bayesian = bayesian
+        self.prior_scale = prior_scale
         self.task = task
         self.selector_hidden = selector_hidden
         self.predictor_hidden = predictor_hidden
@@ -289,7 +301,10 @@ class LEXExplainer(BaseEstimator):
                 n_outputs,
                 tuple(self.predictor_hidden),
             )
-        return LEX(
+        model_class = (
+            functools.partial(BayesianLEX, prior_scale=self.prior_scale) if self.bayesian else LEX
+        )
+        return model_class(
             selector=MLP(n_features, n_features, tuple(self.selector_hidden)),
             predictor=predictor,
             imputer=IMPUTERS[self.imputer](),
@@ -400,7 +415,8 @@ class LEXExplainer(BaseEstimator):
         bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
         fix = self.fix_predictor or fixed_predictor is not None
         freeze = ("predictor",) if fix else ()
-        result = fit(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
+        trainer = fit_bayesian if self.bayesian else fit
+        result = trainer(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
         self.losses_ = result.losses
         return self
 
@@ -439,6 +455,31 @@ class LEXExplainer(BaseEstimator):
             return self.classes_[self.predict_proba(X, num_samples).argmax(1)]
         x = self._tensor(X)
         return self.model_.predict(x, num_samples).cpu().numpy()
+
+    def credible_interval(self, X, prob: float = 0.9, num_samples: int = 200):
+        """Equal-tailed ``prob`` credible interval of each feature's selection probability
+        under the posterior of a ``bayesian=True`` explainer: two arrays (n_samples,
+        n_features)."""
+        x = self._tensor(X)
+        if not self.bayesian:
+            raise ValueError("credible_interval needs an explainer fitted with bayesian=True.")
+        low, high = self.model_.credible_interval(x, prob, num_samples)
+        return low.cpu().numpy(), high.cpu().numpy()
+
+    def to_inference_data(self, X, y=None, **options):
+        """An :class:`arviz.InferenceData` of the posterior over explanations of ``X``
+        (``bayesian=True``): groups ``posterior`` (``selection_probability``),
+        ``posterior_predictive`` (``mask``, ``y``), ``observed_data`` when ``y`` is given.
+        Options go to :func:`lexppl.inference_data.to_inference_data`."""
+        from lexppl.inference_data import to_inference_data
+
+        x = self._tensor(X)
+        if not self.bayesian:
+            raise ValueError("to_inference_data needs an explainer fitted with bayesian=True.")
+        labels = None
+        if y is not None:
+            labels = torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y)))
+        return to_inference_data(self.model_, None, x, labels, **options)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
@@ -484,6 +525,8 @@ class LEXExplainer(BaseEstimator):
             n_outputs = len(state["classes"]) if explainer.task == "classification" else 1
             fixed = black_box if regime in ("self", "fixed-theta") else None
             explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs, fixed)
+            if explainer.bayesian:  # the guide's parameters exist once it has run
+                explainer.model_.init_guide(torch.zeros(1, explainer.n_features_in_))
             explainer.model_.load_state_dict(state["model"])
         except (KeyError, TypeError, RuntimeError) as error:
             raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None

@@ -201,3 +201,17 @@ def test_regime_errors(cancer, tmp_path):
         LEXExplainer.load(tmp_path / "self.pt")
     restored = LEXExplainer.load(tmp_path / "self.pt", black_box=_TorchBlackBox())
     assert np.allclose(restored.explain(X), explainer.explain(X))
+
+
+def test_bayesian_explainer(cancer, tmp_path):
+    X, y = cancer
+    explainer = LEXExplainer(**dict(FAST, lr=1e-2), k=3, bayesian=True).fit(X, y)
+    low, high = explainer.credible_interval(X[:5], num_samples=20)
+    assert low.shape == (5, 30) and (low <= high).all()
+    idata = explainer.to_inference_data(X[:5], y[:5], num_samples=8, num_chains=2)
+    assert "selection_probability" in idata.posterior
+    explainer.save(tmp_path / "b.pt")
+    restored = LEXExplainer.load(tmp_path / "b.pt")
+    assert restored.bayesian and restored.explain(X[:5]).shape == (5, 30)
+    with pytest.raises(ValueError, match="bayesian=True"):
+        LEXExplainer(**FAST, k=3).fit(X, y).credible_interval(X)

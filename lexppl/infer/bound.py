@@ -138,10 +138,15 @@ class ImportanceWeightedBound(ELBO):
                 lp = _as_particles(site["fn"].log_prob(site["value"]) * site["scale"])
                 log_w = lp if log_w is None else log_w + lp
             elif name in guide_trace.nodes:  # a latent with a guide, e.g. Bayesian weights
-                q = guide_trace.nodes[name]
-                global_term = global_term + (
-                    site["fn"].log_prob(site["value"]).sum() - q["fn"].log_prob(q["value"]).sum()
+                global_term = (
+                    global_term + (site["fn"].log_prob(site["value"]) * site["scale"]).sum()
                 )
+        # - log q of every guide site, auxiliary ones included: autoguides draw an auxiliary
+        # site and put a Delta (carrying the log-Jacobian) on the model's site.
+        for site in guide_trace.nodes.values():
+            if site["type"] == "sample" and not site["is_observed"]:
+                log_q = site["fn"].log_prob(site["value"]) * site["scale"]
+                global_term = global_term - log_q.sum()
         if log_w is None:
             raise ValueError("The model has no observed site: pass the targets y.")
         if mask_lp is None:  # no mask site, or its log-probability was not needed

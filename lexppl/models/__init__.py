@@ -1,5 +1,6 @@
 """The LEX model and its likelihoods and regularisers."""
 
+from lexppl.models.bayesian import BayesianLEX, credible_interval, fit_bayesian
 from lexppl.models.groups import FeatureGroups, Identity, PatchGrid, PixelGrid
 from lexppl.models.lex import IMPUTATION, LEX, MASK, OBSERVED
 from lexppl.models.likelihoods import (
@@ -16,6 +17,7 @@ __all__ = [
     "LEX",
     "MASK",
     "OBSERVED",
+    "BayesianLEX",
     "BernoulliLikelihood",
     "CategoricalLikelihood",
     "FeatureGroups",
@@ -26,4 +28,6 @@ __all__ = [
     "PixelGrid",
     "SoftTargetCategorical",
     "SoftTargetLikelihood",
+    "credible_interval",
+    "fit_bayesian",
 ]

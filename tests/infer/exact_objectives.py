@@ -13,6 +13,11 @@ import math
 
 import torch
 
+from lexppl.distributions import IndependentBernoulli
+from lexppl.imputers import ConstantImputer
+from lexppl.models import LEX, CategoricalLikelihood
+from lexppl.nets import MLP
+
 
 def mask_support(lex, x):
     """All masks of the support, shape (S, D), and their log-probabilities (S, N)."""
@@ -48,3 +53,54 @@ def exact_selector_gradient(lex, x, y, parameter, num_masks=1):
     """d/d parameter of sum_n L_L(x_n, y_n)."""
     (grad,) = torch.autograd.grad(exact_bound(lex, x, y, num_masks).sum(), parameter)
     return grad
+
+
+# ---------------------------------------------------------------- the estimators' test harness
+# Shared by the unbiasedness tests: a tiny LEX with a fixed predictor, and per-datum gradient
+# estimates read from one backward pass over many copies of one datum.
+
+TINY_D = 4
+REPLICAS = 20000  # copies of one datum: REPLICAS independent gradient estimates
+
+
+def tiny_lex(family=IndependentBernoulli, seed=0, imputer=None):
+    """A LEX on 4 features with a fixed predictor whose wide logits make masks matter."""
+    torch.manual_seed(seed)
+    predictor = MLP(TINY_D, 3, (16,))
+    with torch.no_grad():
+        for p in predictor.parameters():
+            p.mul_(3.0)
+    predictor.requires_grad_(False)
+    imputer = imputer or ConstantImputer(0.5)
+    return LEX(MLP(TINY_D, TINY_D, (8,)), predictor, imputer, family, CategoricalLikelihood())
+
+
+class RecordLogits(torch.nn.Module):
+    """Wraps a selector and keeps its output so that per-datum gradients can be read."""
+
+    def __init__(self, selector):
+        super().__init__()
+        self.selector = selector
+
+    def forward(self, x):
+        self.logits = self.selector(x)
+        self.logits.retain_grad()
+        return self.logits
+
+
+def logit_gradients(lex, bound, x, y):
+    """Row n: the estimator's gradient of datum n's bound w.r.t. its selector logits."""
+    selector = lex.selector
+    lex.selector = RecordLogits(selector)
+    try:
+        (-bound.differentiable_loss(lex.model, lex.guide, x, y)).backward()
+        return lex.selector.logits.grad.detach()
+    finally:
+        lex.selector = selector
+        for p in bound.parameters():
+            p.grad = None
+
+
+def logit_gradient_estimates(lex, bound, x, y, replicas=REPLICAS):
+    """``replicas`` independent estimates for the single datum ``(x, y)``, shape (R, D)."""
+    return logit_gradients(lex, bound, x.expand(replicas, x.shape[-1]), y.expand(replicas))

@@ -6,7 +6,7 @@ import math
 import pyro
 import pytest
 import torch
-from exact_objectives import exact_bound, exact_selector_gradient
+from exact_objectives import exact_bound, exact_selector_gradient, logit_gradients, tiny_lex
 from pyro.infer import SVI
 
 from lexppl import LEX, fit, pretrain_predictor
@@ -21,42 +21,6 @@ from lexppl.nets import MLP
 
 D = 4
 R = 20000  # replicas of one datum: R independent gradient estimates from one backward
-
-
-def tiny_lex(family=IndependentBernoulli, seed=0):
-    torch.manual_seed(seed)
-    predictor = MLP(D, 3, (16,))
-    with torch.no_grad():  # wide logits: masks give clearly different likelihoods
-        for p in predictor.parameters():
-            p.mul_(3.0)
-    predictor.requires_grad_(False)  # a fixed predictor
-    return LEX(MLP(D, D, (8,)), predictor, ConstantImputer(0.5), family, CategoricalLikelihood())
-
-
-class _RecordLogits(torch.nn.Module):
-    # Keeps the selector's output so that per-datum gradients can be read from one backward.
-    def __init__(self, selector):
-        super().__init__()
-        self.selector = selector
-
-    def forward(self, x):
-        self.logits = self.selector(x)
-        if self.logits.requires_grad:
-            self.logits.retain_grad()
-        return self.logits
-
-
-def logit_gradients(lex, bound, x, y):
-    """Row n: the estimator's gradient of datum n's bound w.r.t. its selector logits."""
-    selector = lex.selector
-    lex.selector = _RecordLogits(selector)
-    try:
-        (-bound.differentiable_loss(lex.model, lex.guide, x, y)).backward()
-        return lex.selector.logits.grad.detach()
-    finally:
-        lex.selector = selector
-        for p in bound.parameters():
-            p.grad = None
 
 
 def variance_sum(lex, bound, x, y, replicas):

@@ -6,13 +6,11 @@ import math
 import pyro
 import pytest
 import torch
-from exact_objectives import exact_selector_gradient
+from exact_objectives import exact_selector_gradient, logit_gradient_estimates, tiny_lex
 from pyro.infer import SVI
 
 from lexppl.distributions import IndependentBernoulli, KSubset
-from lexppl.imputers import ConstantImputer
 from lexppl.infer import ReinforceBound
-from lexppl.models import LEX, CategoricalLikelihood
 from lexppl.nets import MLP
 
 D = 4
@@ -20,43 +18,6 @@ R = 20000  # replicas of one datum: R independent gradient estimates from one ba
 
 FAMILIES = [IndependentBernoulli, functools.partial(KSubset, k=2)]
 FAMILY_IDS = ["bernoulli", "subset"]
-
-
-def tiny_lex(family=IndependentBernoulli, seed=0):
-    torch.manual_seed(seed)
-    predictor = MLP(D, 3, (16,))
-    with torch.no_grad():  # wide logits: masks give clearly different likelihoods
-        for p in predictor.parameters():
-            p.mul_(3.0)
-    predictor.requires_grad_(False)  # a fixed predictor
-    return LEX(MLP(D, D, (8,)), predictor, ConstantImputer(0.5), family, CategoricalLikelihood())
-
-
-class _RecordLogits(torch.nn.Module):
-    # Keeps the selector's output so that per-datum gradients can be read from one backward.
-    def __init__(self, selector):
-        super().__init__()
-        self.selector = selector
-
-    def forward(self, x):
-        self.logits = self.selector(x)
-        self.logits.retain_grad()
-        return self.logits
-
-
-def logit_gradient_estimates(lex, bound, x, y, replicas=R):
-    """Row n: the estimator's gradient of datum n's bound w.r.t. its selector logits, for
-    ``replicas`` copies of the single datum (x, y)."""
-    selector = lex.selector
-    lex.selector = _RecordLogits(selector)
-    try:
-        loss = bound.differentiable_loss(
-            lex.model, lex.guide, x.expand(replicas, D), y.expand(replicas)
-        )
-        (-loss).backward()
-        return lex.selector.logits.grad.detach()
-    finally:
-        lex.selector = selector
 
 
 def exact_logit_gradient(lex, x, y, num_masks):
