@@ -8,3 +8,14 @@ The seed systems as LEX parametrisations and evaluators (DESIGN §2, "The seed s
 from lexppl.methods.evalx import EvalX
 
 __all__ = ["EvalX"]
+
+from lexppl.methods.presets import (
+    Method,
+    basex,
+    invase,
+    l2x,
+    lex_multiple_imputation,
+    realx,
+)
+
+__all__ += ["Method", "basex", "invase", "l2x", "lex_multiple_imputation", "realx"]

@@ -1,0 +1,375 @@
+"""
+Published amortised explainers as configured LEX models (LEX paper App. A, Table 1; notes §4.1).
+
+Each function returns a :class:`Method`: a :class:`~lexppl.models.LEX` model, the gradient
+estimator (bound) of the paper and a :meth:`Method.train` that runs the paper's own training
+procedure (joint training, or pre-trained and frozen predictor) with :func:`lexppl.fit` and
+:func:`lexppl.train.pretrain_predictor`.
+
+=================  ================  ===========  ===========  ========================  =========
+preset             mask family       penalty      imputation   estimator                 predictor
+=================  ================  ===========  ===========  ========================  =========
+:func:`l2x`        KSubset(k)        fixed k      0            Concrete, max-of-k, τ     joint,
+                                                                                         soft y
+:func:`invase`     Bernoulli         λ·mean(z)    0            REINFORCE + baseline net  joint
+:func:`realx`      Bernoulli         λ·mean(z)    0            REBAR (η = 1, τ = 0.1)    B(1/2)
+                                                                                         masks,
+                                                                                         frozen
+:func:`basex`      Bernoulli         λ·mean(z)    0            REBAR (η = 1, τ = 0.1)    joint
+:func:`lex_multiple_imputation`  KSubset / Bernoulli  k / λ  Gaussian  straight-through  joint
+=================  ================  ===========  ===========  ========================  =========
+
+The penalty is always :class:`~lexppl.models.L1Penalty`, i.e. λ times the *mean* selection
+probability over features (the scale of INVASE's and REAL-X's released code, on which their λ
+grids are set), not the paper equations' λ‖z‖₀ (notes §4.5).
+
+**References**
+
+[1] Chen, Song, Wainwright, Jordan, *Learning to Explain*, ICML 2018 (L2X).
+[2] Yoon, Jordon, van der Schaar, *INVASE*, ICLR 2019.
+[3] Jethani, Sudarshan, Aphinyanaphongs, Ranganath, *Have We Learned to Explain?*,
+    AISTATS 2021 (REAL-X, BASE-X, EVAL-X).
+[4] Senetaire, Garreau, Frellsen, Mattei, *Explainability as statistical inference*, ICML 2023.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lexppl.distributions import IndependentBernoulli, KSubset
+from lexppl.imputers import ConstantImputer, GaussianImputer
+from lexppl.infer import (
+    ConcreteBound,
+    ImportanceWeightedBound,
+    PathwiseBound,
+    RebarBound,
+    ReinforceBound,
+)
+from lexppl.models import CategoricalLikelihood, L1Penalty, SoftTargetLikelihood
+from lexppl.models.lex import LEX
+from lexppl.nets import MLP
+from lexppl.train import FitResult, fit, pretrain_predictor
+
+__all__ = ["Method", "basex", "invase", "l2x", "lex_multiple_imputation", "realx"]
+
+
+@dataclass
+class Method:
+    """
+    A LEX parametrisation of a published method, with its training procedure.
+
+    :param str name: short name (``"l2x"``, ``"invase"``, ...).
+    :param LEX model: the configured model.
+    :param bound: its gradient estimator (an :class:`~lexppl.infer.ImportanceWeightedBound`).
+    :param dict fit_defaults: the paper's optimiser settings, passed to :func:`lexppl.fit`
+        unless overridden in :meth:`train`.
+    :param int pretrain_epochs: > 0: first train the predictor alone on Bernoulli(1/2) masks
+        (:func:`~lexppl.train.pretrain_predictor`), then the selector with the predictor
+        frozen (REAL-X); 0: one joint fit of selector and predictor.
+    :param bool soft_targets: the model's likelihood takes ``(N, C)`` class probabilities
+        (L2X); :meth:`train` one-hot encodes class indices ``(N,)`` for it.
+    """
+
+    name: str
+    model: LEX
+    bound: ImportanceWeightedBound
+    fit_defaults: dict[str, Any] = field(default_factory=dict)
+    pretrain_epochs: int = 0
+    soft_targets: bool = False
+    num_classes: int | None = None
+
+    def targets(self, y: Tensor) -> Tensor:
+        """``y`` as the likelihood expects it: one-hot ``(N, C)`` floats for soft-target
+        methods given class indices, ``y`` unchanged otherwise."""
+        y = torch.as_tensor(y)
+        if self.soft_targets and y.dim() == 1:
+            if y.is_floating_point():
+                raise ValueError(
+                    f"{self.name} trains on soft targets (N, C) or class indices (N,) of an "
+                    f"integer dtype; got floats of shape {tuple(y.shape)}."
+                )
+            return torch.nn.functional.one_hot(y.long(), self.num_classes).float()
+        if self.soft_targets and (y.dim() != 2 or y.shape[1] != self.num_classes):
+            raise ValueError(
+                f"{self.name} soft targets must have shape (N, {self.num_classes}); "
+                f"got {tuple(y.shape)}."
+            )
+        return y
+
+    def train(self, x: Tensor, y: Tensor, **fit_kwargs) -> FitResult:
+        """
+        Run the method's training procedure on ``(x, y)``.
+
+        ``y`` holds class indices, or, for :func:`l2x`, soft targets ``(N, C)`` such as a black
+        box's class probabilities (class indices are one-hot encoded). Keyword arguments
+        override :attr:`fit_defaults` and go to :func:`lexppl.fit`; for a pre-trained
+        predictor, ``pretrain_epochs`` overrides the preset's and ``freeze`` is
+        ``("predictor",)``.
+
+        :returns: the :class:`~lexppl.train.FitResult` of the (selector's) fit.
+        """
+        kwargs = {**self.fit_defaults, **fit_kwargs}
+        pretrain_epochs = kwargs.pop("pretrain_epochs", self.pretrain_epochs)
+        y = self.targets(y)
+        if pretrain_epochs > 0:
+            pretrain_kwargs = {k: v for k, v in kwargs.items() if k not in ("epochs", "freeze")}
+            pretrain_predictor(self.model, x, y, epochs=pretrain_epochs, **pretrain_kwargs)
+            kwargs["freeze"] = ("predictor",)
+        return fit(self.model, self.bound, x, y, **kwargs)
+
+
+# ---------------------------------------------------------------------------- checks
+def _check_sizes(num_features: int, num_classes: int) -> None:
+    for name, value in [("num_features", num_features), ("num_classes", num_classes)]:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
+    if num_classes < 2:
+        raise ValueError(f"Expected num_classes >= 2 but got {num_classes}.")
+
+
+def _check_k(k: int, num_features: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= num_features:
+        raise ValueError(f"Expected k in [1, num_features={num_features}] but got {k!r}.")
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not isinstance(value, int | float) or isinstance(value, bool) or not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"Expected {name} {bound} but got {value!r}.")
+
+
+def _check_epochs(pretrain_epochs: int) -> None:
+    if not isinstance(pretrain_epochs, int) or pretrain_epochs < 0:
+        raise ValueError(f"Expected pretrain_epochs to be an int >= 0 but got {pretrain_epochs!r}.")
+
+
+def _nets(num_features, num_classes, selector_hidden, predictor_hidden):
+    return MLP(num_features, num_features, tuple(selector_hidden)), MLP(
+        num_features, num_classes, tuple(predictor_hidden)
+    )
+
+
+# ---------------------------------------------------------------------------- presets
+def l2x(
+    num_features: int,
+    num_classes: int,
+    k: int,
+    temperature: float = 0.1,
+    selector_hidden: Sequence[int] = (100, 100),
+    predictor_hidden: Sequence[int] = (200, 200),
+) -> Method:
+    r"""
+    L2X (Chen et al. 2018) as a LEX model.
+
+    - Selector: :class:`~lexppl.distributions.KSubset` ``(k)``; the selector's scores are
+      used as logits (L2X §3.3).
+    - Imputation: 0 (:math:`V \odot X`).
+    - Estimator: :class:`~lexppl.infer.ConcreteBound` with ``method="max_of_k"`` — k i.i.d.
+      Concrete draws over the D features, combined by an element-wise max — one mask per datum,
+      temperature :math:`\tau = 0.1` (paper, all experiments; the IMDB code uses 0.5).
+    - Likelihood: :class:`~lexppl.models.SoftTargetLikelihood`, cross-entropy against soft
+      targets :math:`P_m(\cdot|X)` (L2X eq. 6); class indices become one-hot targets.
+    - Training: selector and predictor jointly (a JAM); Adam, lr 1e-3, batch 1000, no weight
+      decay (L2X synthetic code; the paper says RMSprop 1e-3).
+
+    The predictor is trained on *soft* masks, as in L2X. The hidden sizes are the 2 × 100
+    selector / 2 × 200 predictor of the REAL-X example code (notes §1.9), not L2X's own
+    per-dataset architectures.
+
+    :param int k: number of selected features, ``1 <= k <= num_features``.
+    :param float temperature: Concrete temperature :math:`\tau > 0`.
+    """
+    _check_sizes(num_features, num_classes)
+    _check_k(k, num_features)
+    _check_positive("temperature", temperature)
+    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    model = LEX(
+        selector,
+        predictor,
+        ConstantImputer(0.0),
+        functools.partial(KSubset, k=k),
+        SoftTargetLikelihood(),
+    )
+    bound = ConcreteBound(num_masks=1, temperature=temperature, method="max_of_k")
+    defaults = dict(lr=1e-3, weight_decay=0.0, batch_size=1000)
+    return Method("l2x", model, bound, defaults, soft_targets=True, num_classes=num_classes)
+
+
+def invase(
+    num_features: int,
+    num_classes: int,
+    lam: float = 0.1,
+    selector_hidden: Sequence[int] = (100, 100),
+    predictor_hidden: Sequence[int] = (200, 200),
+    baseline_hidden: Sequence[int] = (200, 200),
+) -> Method:
+    r"""
+    INVASE (Yoon et al. 2019) as a LEX model.
+
+    - Selector ("actor"): :class:`~lexppl.distributions.IndependentBernoulli`.
+    - Penalty: :class:`~lexppl.models.L1Penalty` ``(lam)``, λ·mean(z); INVASE code default
+      λ = 0.1 (the REAL-X synthetic grid is {0.05, …, 0.25}, notes §1.9).
+    - Imputation: 0.
+    - Estimator: :class:`~lexppl.infer.ReinforceBound` (score function, one mask per datum)
+      with a learned baseline network :math:`b_\phi(x)`.
+    - Predictor ("critic"): trained jointly on the selector's own sampled masks.
+    - Optimiser: Adam, lr 1e-4, batch 1000 (INVASE code), weight decay 1e-3 (LEX App. D).
+
+    **Simplification of INVASE's baseline.** INVASE trains a separate *baseline classifier*
+    on all features and uses the difference of the critic's and the baseline's losses as the
+    actor's reward. Here the control variate is instead an MLP :math:`b_\phi(x)` regressed on
+    the log-likelihood itself (NVIL-style, Mnih & Gregor 2014): it plays the same role — an
+    input-dependent baseline subtracted from the reward — but is fitted to the reward
+    directly rather than being a full-input classifier's log-likelihood.
+
+    :param float lam: penalty strength λ >= 0.
+    """
+    _check_sizes(num_features, num_classes)
+    _check_positive("lam", lam, allow_zero=True)
+    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    model = LEX(
+        selector,
+        predictor,
+        ConstantImputer(0.0),
+        IndependentBernoulli,
+        CategoricalLikelihood(),
+        regularizer=L1Penalty(lam),
+    )
+    bound = ReinforceBound(num_masks=1, baseline_net=MLP(num_features, 1, tuple(baseline_hidden)))
+    defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
+    return Method("invase", model, bound, defaults, num_classes=num_classes)
+
+
+def _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden):
+    _check_sizes(num_features, num_classes)
+    _check_positive("lam", lam, allow_zero=True)
+    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    model = LEX(
+        selector,
+        predictor,
+        ConstantImputer(0.0),
+        IndependentBernoulli,
+        CategoricalLikelihood(),
+        regularizer=L1Penalty(lam),
+    )
+    return model, RebarBound.realx(num_masks=1)
+
+
+def realx(
+    num_features: int,
+    num_classes: int,
+    lam: float = 0.1,
+    pretrain_epochs: int = 1000,
+    selector_hidden: Sequence[int] = (100, 100),
+    predictor_hidden: Sequence[int] = (200, 200),
+) -> Method:
+    r"""
+    REAL-X (Jethani et al. 2021) as a LEX model.
+
+    - Selector: :class:`~lexppl.distributions.IndependentBernoulli` with
+      :class:`~lexppl.models.L1Penalty` ``(lam)`` (λ·mean(z), the code's scale; synthetic λ
+      grid {0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25}, default here 0.1; MNIST example λ = 5).
+    - Imputation: "surrogate 0": 0-imputation, with a predictor trained on Bernoulli(1/2)
+      masks only (the EVAL-X objective, REAL-X eq. 6) for ``pretrain_epochs`` (paper,
+      synthetic: 1,000), then frozen; the selector is then trained against it. This is the
+      released code's procedure, equivalent to Algorithm 1 since θ's loss does not depend on
+      the selector (REAL-X App. F.2; LEX App. A.3).
+    - Estimator: REBAR with fixed η = 1 and τ = 0.1 (:meth:`~lexppl.infer.RebarBound.realx`),
+      one mask per datum.
+    - Optimiser: Adam, lr 1e-4, batch 1000, weight decay 1e-3 (the code's L2 1e-3).
+    - Architecture: 2 × 100 selector, 2 × 200 predictor (example code; the paper says 3 × 200
+      selector, notes §4.5).
+
+    :param int pretrain_epochs: epochs of predictor pre-training (> 0); override in
+        :meth:`Method.train` with ``pretrain_epochs=...``.
+    """
+    _check_epochs(pretrain_epochs)
+    if pretrain_epochs == 0:
+        raise ValueError("REAL-X needs a pre-trained predictor: pretrain_epochs must be >= 1.")
+    model, bound = _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden)
+    defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
+    return Method("realx", model, bound, defaults, pretrain_epochs, num_classes=num_classes)
+
+
+def basex(
+    num_features: int,
+    num_classes: int,
+    lam: float = 0.1,
+    selector_hidden: Sequence[int] = (100, 100),
+    predictor_hidden: Sequence[int] = (200, 200),
+) -> Method:
+    r"""
+    BASE-X (Jethani et al. 2021, §5), REAL-X's control, as a LEX model.
+
+    Everything as :func:`realx` (Bernoulli selector, λ·mean(z), 0-imputation, REBAR with
+    η = 1, τ = 0.1, same optimiser) except the predictor: it is trained **jointly** with the
+    selector on the selector's own samples :math:`m(x, s)` rather than on Bernoulli(1/2)
+    masks (notes §1.5: "in effect INVASE with REBAR"; LEX Table 1: Free In-Situ). Our reading:
+    one joint fit of both networks on the REBAR bound, no pre-training.
+    """
+    model, bound = _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden)
+    defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
+    return Method("basex", model, bound, defaults, num_classes=num_classes)
+
+
+def lex_multiple_imputation(
+    num_features: int,
+    num_classes: int,
+    k: int | None = None,
+    lam: float | None = None,
+    loc: float | Tensor = 0.0,
+    scale: float | Tensor = 1.0,
+    num_masks: int = 10,
+    num_imputations: int = 1,
+    temperature: float = 0.5,
+    selector_hidden: Sequence[int] = (200, 200),
+    predictor_hidden: Sequence[int] = (200, 200, 200),
+) -> Method:
+    r"""
+    LEX with multiple imputation by independent Gaussians (Senetaire et al. 2023, §4.1).
+
+    With the defaults :math:`\mathcal N(0, 1)` this is the *true* conditional of the synthetic
+    datasets S1–S3 (i.i.d. standard normal features). Give exactly one of
+
+    - ``k``: :class:`~lexppl.distributions.KSubset` ``(k)`` masks (fixed selection rate
+      k / D, as in the LEX synthetic experiments), or
+    - ``lam``: :class:`~lexppl.distributions.IndependentBernoulli` masks with
+      :class:`~lexppl.models.L1Penalty` ``(lam)``.
+
+    Estimator: :class:`~lexppl.infer.PathwiseBound` (straight-through, LEX App. E.2) on the
+    importance-weighted bound with 10 mask samples and 1 imputation (App. D). Networks: 2 × 200
+    selector, 3 × 200 predictor; Adam, lr 1e-4, weight decay 1e-3, batch 1000 (App. D).
+    Selector and predictor are trained jointly (In-Situ).
+    """
+    _check_sizes(num_features, num_classes)
+    if (k is None) == (lam is None):
+        raise ValueError("Give exactly one of k (KSubset masks) or lam (Bernoulli masks + L1).")
+    for name, value in [("num_masks", num_masks), ("num_imputations", num_imputations)]:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
+    _check_positive("temperature", temperature)
+    if k is not None:
+        _check_k(k, num_features)
+        family, regularizer = functools.partial(KSubset, k=k), None
+    else:
+        _check_positive("lam", lam, allow_zero=True)
+        family, regularizer = IndependentBernoulli, L1Penalty(lam)
+    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    model = LEX(
+        selector,
+        predictor,
+        GaussianImputer(loc, scale),
+        family,
+        CategoricalLikelihood(),
+        regularizer=regularizer,
+    )
+    bound = PathwiseBound(num_masks, num_imputations, temperature=temperature)
+    defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
+    return Method("lex_multiple_imputation", model, bound, defaults, num_classes=num_classes)
