@@ -81,6 +81,7 @@ def fit(
     lr: float = DEFAULT_LR,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
     freeze: Iterable[str] = (),
+    guide: nn.Module | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
     run_dir: str | Path | None = None,
@@ -101,6 +102,8 @@ def fit(
     :param int batch_size: mini-batch size.
     :param float lr: Adam learning rate (paper: 1e-4). :param float weight_decay: (paper: 1e-3).
     :param freeze: names of LEX parts kept fixed, e.g. ``("predictor",)`` for the fixed-θ regime.
+    :param guide: a proposal module (e.g. :class:`~lexppl.guides.MaskProposal`) used instead of
+        the prior proposal ``model.guide``; its parameters are trained too.
     :param device: ``"cpu"``, ``"cuda"``, ...
     :param int seed: seeds torch (hence Pyro) and the shuffling.
     :param run_dir: when given, writes ``metrics.jsonl`` (one line per epoch) and an atomic
@@ -122,7 +125,15 @@ def fit(
     # Remember the flags so that a user's module (a black box) is left as it was found.
     frozen = {p: p.requires_grad for part in freeze for p in getattr(model, part).parameters()}
     _check_targets_in_support(model, x, y, device)
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad and p not in frozen]}]
+    if guide is not None:
+        guide.to(device)
+    proposal_params = list(guide.parameters()) if guide is not None else []
+    groups = [
+        {
+            "params": [p for p in model.parameters() if p.requires_grad and p not in frozen]
+            + [p for p in proposal_params if p.requires_grad]
+        }
+    ]
     # The estimator's own parameters (control variates, learned baselines) train alongside,
     # without weight decay: it would bias them, and they are not part of the model.
     estimator_params = [p for p in bound.parameters() if p.requires_grad]
@@ -130,6 +141,7 @@ def fit(
         groups.append({"params": estimator_params, "weight_decay": 0.0})
     optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
+    guide_fn = guide if guide is not None else model.guide
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     result, start = FitResult(), 0
@@ -141,6 +153,8 @@ def fit(
         if checkpoint_path.exists():
             state = load_checkpoint(checkpoint_path, map_location=device)
             _restore(state, model, optimizer, bound, shuffle)
+            if guide is not None:
+                guide.load_state_dict(state.get("guide", {}))
             start = result.resumed_from = state["epoch"]
             result.losses = list(state["losses"])
 
@@ -169,7 +183,7 @@ def fit(
             for begin in range(0, n, batch_size):
                 index = order[begin : begin + batch_size]
                 xb, yb = x[index].to(device), y[index].to(device)
-                loss = bound.differentiable_loss(model.model, model.guide, xb, yb) / len(index)
+                loss = bound.differentiable_loss(model.model, guide_fn, xb, yb) / len(index)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -196,6 +210,7 @@ def fit(
                         "epoch": epoch + 1,
                         "losses": result.losses,
                         "model": model.state_dict(),
+                        "guide": guide.state_dict() if guide is not None else {},
                         "optimizer": optimizer.state_dict(),
                         "bound": bound.state_dict(),
                         "torch_rng": torch.get_rng_state(),

@@ -1,4 +1,7 @@
 """Proposals for the LEX bound. The default is the prior proposal, :meth:`LEX.guide`: masks and
-imputations are drawn from the model itself. Amortised mask posteriors come later."""
+imputations are drawn from the model itself. :class:`MaskProposal` is an amortised mask
+posterior :math:`q_\\phi(z|x, y)`, trained by reweighted wake-sleep."""
 
-__all__: list[str] = []
+from lexppl.guides.mask_proposal import MaskProposal
+
+__all__ = ["MaskProposal"]

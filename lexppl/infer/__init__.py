@@ -8,6 +8,7 @@ from lexppl.infer.rebar import RebarBound
 from lexppl.infer.registry import ESTIMATORS, make_bound
 from lexppl.infer.reinforce import ReinforceBound
 from lexppl.infer.relax import MaskControl, RelaxBound
+from lexppl.infer.rws import ReweightedWakeSleepBound
 from lexppl.infer.vimco import VimcoBound
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RebarBound",
     "ReinforceBound",
     "RelaxBound",
+    "ReweightedWakeSleepBound",
     "StraightThroughReparam",
     "VimcoBound",
     "make_bound",

@@ -26,12 +26,15 @@ class BoundTerms(NamedTuple):
     - ``mask_log_prob``: :math:`\\log p_\\gamma(z^l|x)` summed over mask sites, ``(L, N)``
       (zeros for estimators that do not need it).
     - ``global_term``: :math:`\\log p - \\log q` of latent sites drawn by a guide (scalar).
+    - ``proposal_log_prob``: :math:`\\log q_\\phi(z^l|x, y)` when a guide proposes the masks
+      (``(L, N)``, differentiable in :math:`\\phi`), else ``None``.
     """
 
     per_datum: Tensor
     log_weights: Tensor
     mask_log_prob: Tensor
     global_term: Tensor
+    proposal_log_prob: Tensor | None = None
 
     @property
     def total(self) -> Tensor:
@@ -107,12 +110,13 @@ class ImportanceWeightedBound(ELBO):
 
     # ------------------------------------------------------------------ traces
     def _get_trace(self, model, guide, args, kwargs):
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         kwargs = dict(
             kwargs,
             num_masks=self._num_mask_particles(model, args, kwargs),
             num_imputations=self.num_imputations,
         )
+        # The guide sees the particle counts too: a mask proposal must draw L masks per datum.
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         replayed = poutine.replay(self._mask_handler(model), trace=guide_trace)
         model_trace = poutine.trace(replayed).get_trace(*args, **kwargs)
         if is_validation_enabled():
@@ -121,7 +125,7 @@ class ImportanceWeightedBound(ELBO):
         return model_trace, guide_trace
 
     def _terms(self, model_trace, guide_trace) -> BoundTerms:
-        log_w = mask_lp = None
+        log_w = mask_lp = proposal_lp = None
         global_term = torch.zeros(())
         for name, site in model_trace.nodes.items():
             if site["type"] != "sample":
@@ -129,6 +133,17 @@ class ImportanceWeightedBound(ELBO):
             role = site["infer"].get("lex")
             if role == IMPUTATION:
                 continue  # proposed from the prior: it cancels in the weight
+            if role == MASK and not site["is_observed"] and name in guide_trace.nodes:
+                # A guide proposes the masks (an amortised q(z|x, y)): the weight gains
+                # log p(z|x) - log q(z|x, y). log q enters the value only; the proposal is
+                # trained by its own rule (e.g. reweighted wake-sleep) from proposal_log_prob.
+                log_p = _as_particles(site["fn"].log_prob(site["value"]))
+                q = guide_trace.nodes[name]
+                log_q = _as_particles(q["fn"].log_prob(q["value"]))
+                guided = log_p - log_q.detach()
+                log_w = guided if log_w is None else log_w + guided
+                proposal_lp = log_q.sum(0) if proposal_lp is None else proposal_lp + log_q.sum(0)
+                continue
             if role == MASK and not site["is_observed"]:
                 if self.needs_mask_log_prob:  # proposal = prior: only score terms need it
                     lp = _as_particles(site["fn"].log_prob(site["value"]))
@@ -144,7 +159,8 @@ class ImportanceWeightedBound(ELBO):
         # - log q of every guide site, auxiliary ones included: autoguides draw an auxiliary
         # site and put a Delta (carrying the log-Jacobian) on the model's site.
         for site in guide_trace.nodes.values():
-            if site["type"] == "sample" and not site["is_observed"]:
+            proposes_mask = site.get("infer", {}).get("lex") == MASK  # in the weights already
+            if site["type"] == "sample" and not site["is_observed"] and not proposes_mask:
                 log_q = site["fn"].log_prob(site["value"]) * site["scale"]
                 global_term = global_term - log_q.sum()
         if log_w is None:
@@ -153,7 +169,7 @@ class ImportanceWeightedBound(ELBO):
             mask_lp = torch.zeros_like(log_w[0])
         log_w = log_w.expand(torch.broadcast_shapes(log_w.shape, mask_lp.shape[-2:]))
         per_datum = log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])
-        return BoundTerms(per_datum, log_w, mask_lp, global_term.to(per_datum))
+        return BoundTerms(per_datum, log_w, mask_lp, global_term.to(per_datum), proposal_lp)
 
     def bound_terms(self, model, guide, *args, **kwargs) -> BoundTerms:
         """Trace ``model`` once with the particle plates and return the bound's parts."""
