@@ -84,7 +84,7 @@ class ReinforceBound(ImportanceWeightedBound):
         ):
             raise TypeError(f"baseline_net must be a torch nn.Module; got {baseline_net!r}.")
         self.baseline_decay = baseline_decay
-        self.baseline: float | None = None
+        self.baseline: Tensor | float | None = None
         self.baseline_net = baseline_net
         self.baseline_name = baseline_name
         self._inputs: Tensor | None = None
@@ -138,14 +138,15 @@ class ReinforceBound(ImportanceWeightedBound):
         if self.baseline_net is not None:
             return self._learned_surrogate(terms)
         f = terms.per_datum
-        baseline = f.detach().mean() if self.baseline is None else torch.as_tensor(self.baseline)
+        current = f.detach().mean()
+        baseline = current if self.baseline is None else torch.as_tensor(self.baseline).to(f)
         # Only update the baseline when gradients are wanted (training), never in evaluation.
+        # It stays a tensor on f's device: no host synchronisation in the training loop.
         if torch.is_grad_enabled():
-            current = f.detach().mean().item()
             self.baseline = (
                 current
                 if self.baseline is None
-                else (self.baseline_decay * self.baseline + (1 - self.baseline_decay) * current)
+                else self.baseline_decay * baseline + (1 - self.baseline_decay) * current
             )
         score = terms.mask_log_prob.sum(0)  # sum over the L masks, shape (N,)
         advantage = (f.detach() - baseline.to(f)).detach()
@@ -153,7 +154,8 @@ class ReinforceBound(ImportanceWeightedBound):
         return terms.total + (advantage * (score - score.detach())).sum()
 
     def state_dict(self) -> dict:
-        state: dict = {"baseline": self.baseline}
+        baseline = None if self.baseline is None else float(self.baseline)
+        state: dict = {"baseline": baseline}
         if self.baseline_net is not None:
             state["baseline_net"] = self.baseline_net.state_dict()
         return state
