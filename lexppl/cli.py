@@ -444,6 +444,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from lexppl.reproduce import run
+
+    out = Path(args.out or f"runs/reproduce-{args.experiment}")
+    rows = run(
+        args.experiment,
+        out=out,
+        root=args.root,
+        quick=args.quick,
+        seed=args.seed,
+        device=args.device,
+    )
+    print((out / "results.md").read_text())
+    logger.info("wrote %d rows to %s and %s", len(rows), out / "results.csv", out / "results.md")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _positive_int(text: str) -> int:
     try:
@@ -635,6 +652,34 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/demo", metavar="DIR", help="output folder (default runs/demo)"
     )
     demo.set_defaults(handler=_cmd_demo)
+
+    # reproduce --------------------------------------------------------------------
+    from lexppl.reproduce import EXPERIMENTS
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        parents=[common],
+        help="rerun a paper's table or figure and print it beside the published numbers",
+        description="Experiments: "
+        + "; ".join(f"{name}: {text}" for name, (_, text) in sorted(EXPERIMENTS.items()))
+        + ". Writes OUT/results.csv and OUT/results.md.",
+    )
+    reproduce.add_argument("experiment", choices=sorted(EXPERIMENTS), metavar="EXPERIMENT")
+    reproduce.add_argument(
+        "--root",
+        metavar="DIR",
+        help="data folder for the MNIST experiments (torchvision's layout, or mnist/ and "
+        "fashion/ with the IDX files)",
+    )
+    reproduce.add_argument(
+        "--quick", action="store_true", help="a seconds-long version (what the tests run)"
+    )
+    reproduce.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    reproduce.add_argument(
+        "--out", metavar="DIR", help="output folder (default runs/reproduce-EXPERIMENT)"
+    )
+    reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 
 

@@ -14,6 +14,7 @@ import torch
 
 from lexppl.data.base import MaskedDataset
 from lexppl.data.celeba import load_celeba_smile, mouth_box_mask
+from lexppl.data.idx import read_idx, read_mnist
 from lexppl.data.panels import load_switching_panels, make_panels_digits
 from lexppl.data.synthetic import (
     make_additive,
@@ -41,6 +42,8 @@ __all__ = [
     "make_switch",
     "make_xor",
     "mouth_box_mask",
+    "read_idx",
+    "read_mnist",
 ]
 
 #: Valid split names, mapped to the offset used to derive a synthetic seed.

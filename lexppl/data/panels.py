@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from lexppl.data.base import MaskedDataset
+from lexppl.data.idx import read_mnist
 
 __all__ = [
     "DIGITS_FRACTIONS",
@@ -300,8 +301,14 @@ def _missing_message(root: str, folder: str, missing: list[str]) -> str:
 
 
 def _read_mnist_format(root: str, folder: str, train: bool, download: bool):
-    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` via torchvision."""
+    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)``: the IDX files themselves when they
+    are under ``root`` (torchvision's ``raw/`` layout or one ``.gz`` folder per dataset, see
+    :mod:`lexppl.data.idx`), else torchvision (which may download)."""
     from torchvision import datasets
+
+    found = read_mnist(root, {"MNIST": "mnist", "FashionMNIST": "fashion"}[folder], train)
+    if found is not None:
+        return found
 
     cls = {"MNIST": datasets.MNIST, "FashionMNIST": datasets.FashionMNIST}[folder]
     raw = os.path.join(root, folder, "raw")
