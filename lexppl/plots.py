@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["importance_map", "selection_rates"]
+__all__ = ["importance_map", "selection_rate_curves", "selection_rates"]
 
 logger = logging.getLogger(__name__)
 
@@ -242,4 +242,50 @@ def importance_map(
             alpha=alpha if images is not None else 1.0,
         )
     figure.colorbar(artist, ax=axes, shrink=0.8, label="importance")
+    return figure
+
+
+def selection_rate_curves(
+    rows: Sequence[Mapping[str, float | str]],
+    metrics: Sequence[str] = ("TPR", "FDR", "ACC"),
+    rate: str = "selection_rate",
+    method: str = "method",
+) -> Figure:
+    """
+    One panel per metric against the selection rate, one line per method (LEX paper Fig. 3, 5).
+
+    :param rows: one mapping per (method, selection rate) run, e.g.
+        ``{"method": "0-imputation", "selection_rate": 0.1, "TPR": 0.8, "FDR": 0.2,
+        "ACC": 0.95}``. An optional ``"<metric>_se"`` entry draws ± that standard error as a
+        band (e.g. over seeds or regenerated datasets).
+    :param metrics: the keys plotted, one panel each, in this order.
+    :param str rate: the key of the x axis.
+    :param str method: the key naming the line.
+    :returns: the figure.
+    :raises ValueError: on no rows, or a row lacking the rate, the method or a metric.
+    """
+    if not rows:
+        raise ValueError("rows is empty; give one row per (method, selection rate).")
+    if not metrics:
+        raise ValueError("metrics is empty; name at least one metric to plot.")
+    for index, row in enumerate(rows):
+        missing = [key for key in (rate, method, *metrics) if key not in row]
+        if missing:
+            raise ValueError(f"rows[{index}] lacks {missing}; it has {sorted(row)}.")
+    names = list(dict.fromkeys(str(row[method]) for row in rows))
+    figure = _new_figure(3.4 * len(metrics) + 1.6, 3.0)
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    for panel, metric in zip(axes, metrics):
+        for name in names:
+            mine = sorted((row for row in rows if str(row[method]) == name), key=lambda r: r[rate])
+            x = np.array([float(row[rate]) for row in mine])
+            y = _as_array([row[metric] for row in mine], f"rows[{metric!r}]")
+            (line,) = panel.plot(x, y, marker="o", markersize=3, label=name)
+            if all(f"{metric}_se" in row for row in mine):
+                se = _as_array([row[f"{metric}_se"] for row in mine], f"rows[{metric + '_se'!r}]")
+                panel.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.2)
+        panel.set_xlabel("selection rate")
+        panel.set_title(metric, fontsize="medium")
+        panel.grid(alpha=0.3)
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return figure

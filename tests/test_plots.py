@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from lexppl.plots import importance_map, selection_rates
+from lexppl.plots import importance_map, selection_rate_curves, selection_rates
 
 
 def _switching_truth(n: int) -> np.ndarray:
@@ -98,3 +98,26 @@ def test_importance_map_over_images(tmp_path):
 def test_importance_map_errors(importance, kwargs, message):
     with pytest.raises(ValueError, match=message):
         importance_map(importance, **kwargs)
+
+
+def test_selection_rate_curves_draws_one_line_per_method_and_band_for_se():
+    rows = [
+        {"method": m, "selection_rate": r, "TPR": r, "FDR": 1 - r, "ACC": 0.9, "TPR_se": 0.01}
+        for m in ("a", "b")
+        for r in (0.1, 0.3, 0.2)
+    ]
+    figure = selection_rate_curves(rows)
+    axes = figure.axes
+    assert [ax.get_title() for ax in axes] == ["TPR", "FDR", "ACC"]
+    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 2
+    # Lines are drawn in increasing selection rate whatever the row order.
+    np.testing.assert_allclose(axes[0].lines[0].get_xdata(), [0.1, 0.2, 0.3])
+    assert len(axes[0].collections) == 2  # a band per method where TPR_se is given
+    assert len(axes[1].collections) == 0
+
+
+def test_selection_rate_curves_names_missing_keys():
+    with pytest.raises(ValueError, match="lacks \\['FDR'"):
+        selection_rate_curves([{"method": "a", "selection_rate": 0.1, "TPR": 1.0}])
+    with pytest.raises(ValueError, match="empty"):
+        selection_rate_curves([])
