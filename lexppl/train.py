@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lexppl import distributed as dist_utils
 from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lexppl.distributions import IndependentBernoulli
 from lexppl.infer.bound import ImportanceWeightedBound
@@ -87,6 +88,7 @@ def fit(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    distributed: bool = False,
 ) -> FitResult:
     r"""
     Maximise ``bound`` for ``model`` on ``(x, y)`` with Adam, in plain torch.
@@ -111,11 +113,43 @@ def fit(
     :param bool resume: continue from ``run_dir/checkpoint.pt`` if it exists; the result is the
         same as an uninterrupted run with the same seed.
     :param bool progress: show a progress bar.
+    :param bool distributed: data-parallel training over the processes started by
+        ``torchrun`` (see :mod:`lexppl.distributed`): joins the process group (``"nccl"`` on
+        CUDA, ``"gloo"`` on CPU; a CUDA ``device`` without index becomes ``cuda:LOCAL_RANK``),
+        and every process, given the same ``x``, ``y`` and settings, trains on its
+        ``batch_size / world_size`` rows of each global mini-batch of ``batch_size`` rows; the
+        gradients are summed so that each step equals the one-process step on the whole batch
+        (up to floating-point reduction order). ``batch_size`` must be divisible by the number
+        of processes. Masks and imputations are drawn with seed ``seed + rank``. Only rank 0
+        writes ``run_dir`` and shows progress; every process returns the same model and
+        losses. Without torchrun's variables (``RANK``, ``WORLD_SIZE``) the run is an ordinary
+        one-process run, so one script serves both.
+
+    .. note:: With ``distributed=True`` the loss must be a sum over the data, as the bounds of
+        :mod:`lexppl.infer` are for LEX models; an estimator's running statistics (the
+        moving-average REINFORCE baseline) are kept by each process from its own shards.
     """
     _check_xy(x, y)
     for name, value in [("epochs", epochs), ("batch_size", batch_size)]:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
+    if distributed:
+        context = dist_utils.context_from_environment()
+        if batch_size % context.world_size:
+            raise ValueError(
+                f"batch_size={batch_size} is the global mini-batch and must be divisible by the "
+                f"number of processes ({context.world_size}), each of which gets an equal share."
+            )
+        context, device = dist_utils.setup(device)
+    else:
+        context = dist_utils.DistributedContext()
+        world_size = dist_utils.context_from_environment().world_size
+        if world_size > 1:
+            logger.warning(
+                "fit runs in one of %d processes (torchrun) with distributed=False: each "
+                "process trains its own model on all the data.",
+                world_size,
+            )
     device = torch.device(device)
     model.to(device)
     freeze = tuple(freeze)
@@ -140,23 +174,7 @@ def fit(
     if estimator_params:
         groups.append({"params": estimator_params, "weight_decay": 0.0})
     optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-
-    guide_fn = guide if guide is not None else model.guide
-    pyro.set_rng_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    result, start = FitResult(), 0
-    run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
-    if resume:
-        if checkpoint_path is None:
-            raise ValueError("resume=True needs a run_dir holding checkpoint.pt.")
-        if checkpoint_path.exists():
-            state = load_checkpoint(checkpoint_path, map_location=device)
-            _restore(state, model, optimizer, bound, shuffle)
-            if guide is not None:
-                guide.load_state_dict(state.get("guide", {}))
-            start = result.resumed_from = state["epoch"]
-            result.losses = list(state["losses"])
+    trainable = [p for group in groups for p in group["params"]]
 
     # What the run was asked to do, stored in every checkpoint beside the library version.
     config = {
@@ -170,32 +188,79 @@ def fit(
         "freeze": list(freeze),
         "seed": seed,
         "device": str(device),
+        "world_size": context.world_size,
     }
+    if context.active:
+        run = {"resume": resume, "run_dir given": run_dir is not None}
+        _join_replicas(model, guide, bound, x, y, {**config, **run})
+
+    guide_fn = guide if guide is not None else model.guide
+    pyro.set_rng_seed(seed + context.rank)
+    shuffle = torch.Generator().manual_seed(seed)
+    result, start = FitResult(), 0
+    run_dir = Path(run_dir) if run_dir is not None else None
+    checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
+    if resume:
+        if checkpoint_path is None:
+            raise ValueError("resume=True needs a run_dir holding checkpoint.pt.")
+        # Rank 0 reads the checkpoint and hands it to the others (no shared file system needed).
+        state = dist_utils.run_on_main(
+            lambda: (
+                load_checkpoint(checkpoint_path, map_location="cpu" if context.active else device)
+                if checkpoint_path.exists()
+                else None
+            ),
+            context,
+        )
+        if state is not None:
+            _restore(state, model, optimizer, bound, shuffle)
+            _restore_rank(state, bound, context, seed)
+            if guide is not None:
+                guide.load_state_dict(state.get("guide", {}))
+            start = result.resumed_from = state["epoch"]
+            result.losses = list(state["losses"])
     n = x.shape[0]
     for p in frozen:
         p.requires_grad_(False)
     try:
-        bar = tqdm(range(start, epochs), disable=not progress, desc="lex", unit="epoch")
+        show = progress and context.is_main
+        bar = tqdm(range(start, epochs), disable=not show, desc="lex", unit="epoch")
         for epoch in bar:
             model.train()
             order = torch.randperm(n, generator=shuffle)
             total, started = torch.zeros((), device=device), time.perf_counter()
             for begin in range(0, n, batch_size):
                 index = order[begin : begin + batch_size]
-                xb, yb = x[index].to(device), y[index].to(device)
-                loss = bound.differentiable_loss(model.model, guide_fn, xb, yb) / len(index)
+                # Distributed: this process's rows; the loss stays divided by the global batch
+                # size, so that the gradients summed over processes are the full batch's.
+                local = dist_utils.shard(index, context) if context.active else index
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if len(local):  # a shard of the last, short batch may be empty
+                    xb, yb = x[local].to(device), y[local].to(device)
+                    loss = bound.differentiable_loss(model.model, guide_fn, xb, yb) / len(index)
+                    loss.backward()
+                    total += loss.detach() * len(index)  # no .item() in the inner loop
+                if context.active:
+                    dist_utils.all_reduce_gradients(trainable)
                 optimizer.step()
-                total += loss.detach() * len(index)  # no .item() in the inner loop
+            if context.active:
+                torch.distributed.all_reduce(total)
             epoch_loss = (total / n).item()
             if not math.isfinite(epoch_loss):
                 raise FloatingPointError(f"the training loss became {epoch_loss} at epoch {epoch}.")
             result.losses.append(epoch_loss)
             result.epochs_run += 1
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
-            logger.debug("epoch %d loss %.5f", epoch + 1, epoch_loss)
-            if run_dir is not None:
+            if context.is_main:
+                logger.debug("epoch %d loss %.5f", epoch + 1, epoch_loss)
+            # Every process's random streams and estimator state, for an exact resume.
+            ranks = (
+                dist_utils.all_gather(_rank_state(bound, device), context)
+                if context.active and run_dir is not None
+                else None
+            )
+            if run_dir is not None and context.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
                 record = {
                     "epoch": epoch + 1,
                     "loss": epoch_loss,
@@ -218,13 +283,63 @@ def fit(
                         "cuda_rng": torch.cuda.get_rng_state_all()
                         if torch.cuda.is_available()
                         else [],
+                        **({"ranks": ranks} if ranks is not None else {}),
                     },
                 )
     finally:
         for p, requires_grad in frozen.items():
             p.requires_grad_(requires_grad)
+    if context.active:
+        # Buffers updated in training (batch-norm statistics) follow rank 0, as under DDP.
+        dist_utils.broadcast_from_main(model.buffers())
     model.eval()
     return result
+
+
+def _join_replicas(model, guide, bound, x, y, settings: dict) -> None:
+    # Refuse processes that would train on different data or settings (they would hang or
+    # drift), then start every replica from rank 0's parameters, as DDP does.
+    tensors = [*model.parameters(), *model.buffers(), *bound.parameters()]
+    if guide is not None:
+        tensors += [*guide.parameters(), *guide.buffers()]
+    dist_utils.check_same_everywhere(
+        {
+            **{key: value for key, value in settings.items() if key != "device"},
+            "x shape": tuple(x.shape),
+            "x checksums": dist_utils.fingerprint(x),
+            "y checksums": dist_utils.fingerprint(y),
+            "parameter and buffer shapes": [(tuple(t.shape), str(t.dtype)) for t in tensors],
+        }
+    )
+    dist_utils.broadcast_from_main(tensors)
+
+
+def _rank_state(bound, device) -> dict:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda, "bound": bound.state_dict()}
+
+
+def _restore_rank(state, bound, context, seed) -> None:
+    # A distributed checkpoint holds each process's random state and estimator state; with the
+    # same number of processes every process continues exactly where it stopped.
+    ranks = state.get("ranks")
+    saved_world_size = state.get("config", {}).get("world_size", 1)
+    if saved_world_size == context.world_size:
+        if ranks is not None:
+            own = ranks[context.rank]
+            bound.load_state_dict(own["bound"])
+            torch.set_rng_state(own["torch_rng"].cpu())
+            if own["cuda_rng"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state(own["cuda_rng"].cpu())
+        return
+    if context.is_main:
+        logger.warning(
+            "checkpoint written by %d processes, resumed with %d: parameters and optimiser "
+            "state are restored, random streams are re-seeded (not an exact continuation).",
+            saved_world_size,
+            context.world_size,
+        )
+    pyro.set_rng_seed(seed + context.rank + context.world_size * state["epoch"])
 
 
 def _restore(state, model, optimizer, bound, shuffle) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import pyro
@@ -28,8 +27,10 @@ class MaskProposal(nn.Module):
     which is still a lower bound of :math:`\log p(y|x)` for any :math:`q_\phi`, and a tighter
     one as :math:`q_\phi` approaches the posterior over explanations :math:`p(z \mid x, y)`
     (LEX §2.4, App. E.1; Burda et al. 2016). Train :math:`\phi` with
-    :class:`~lexppl.infer.ReweightedWakeSleepBound`. The proposal uses the model's own mask
-    family (``lex.mask_family``), so k-subset models get k-subset proposals.
+    :class:`~lexppl.infer.ReweightedWakeSleepBound` (fits :math:`q_\phi` to the posterior,
+    inclusive KL) or :class:`~lexppl.infer.VimcoBound` (ascends the bound itself). The
+    proposal uses the model's own mask family (``lex.mask_family``), so k-subset models get
+    k-subset proposals.
 
     :param LEX lex: the model whose masks are proposed (its site and plate names are used).
     :param ~torch.nn.Module network: maps ``[x.flatten(1), encode(y)]`` of shape
@@ -59,15 +60,19 @@ class MaskProposal(nn.Module):
         target_size: int | None = None,
         hidden: Sequence[int] = (64, 64),
     ) -> MaskProposal:
-        """A proposal that starts *at* the prior: logits = a copy of the selector's logits on
-        ``x`` plus a correction from ``(x, y)`` whose last layer starts at zero, so training
-        can only move it from :math:`p_\\gamma(z|x)` towards :math:`p(z|x, y)`.
+        """A proposal that starts *at* the prior and tracks it: logits = the model's selector
+        logits on ``x`` (read live, without gradient) plus a correction from ``(x, y)`` whose
+        last layer starts at zero. Only the correction is learned, so training moves
+        :math:`q` from :math:`p_\\gamma(z|x)` towards :math:`p(z|x, y)`, and a selector
+        that keeps training is followed. (A trainable *copy* of the selector drifts: on S3,
+        Adam's steps on noisy wake-phase gradients made the copy, and the bound, worse than
+        the prior within 5 epochs.)
 
         :param int num_features: the size of ``x.flatten(1)``.
         :param int target_size: the size of the encoded target when ``num_classes`` is None.
         """
         size = num_classes if num_classes is not None else (target_size or 1)
-        return cls(lex, _PriorPlusCorrection(lex.selector, num_features, size, hidden), num_classes)
+        return cls(lex, _PriorPlusCorrection(lex, num_features, size, hidden), num_classes)
 
     def encode_target(self, y: Tensor, like: Tensor) -> Tensor:
         """The target as features ``(N, C)``."""
@@ -97,17 +102,20 @@ class MaskProposal(nn.Module):
 
 
 class _PriorPlusCorrection(nn.Module):
-    # logits(x, y) = selector_copy(x) + correction([x, y]), the correction starting at zero.
+    # logits(x, y) = sg(selector(x)) + correction([x, y]), the correction starting at zero.
     def __init__(
-        self, selector: nn.Module, num_features: int, target_size: int, hidden: Sequence[int]
+        self, lex: LEX, num_features: int, target_size: int, hidden: Sequence[int]
     ) -> None:
         super().__init__()
-        self.prior = copy.deepcopy(selector)
+        self.lex = [lex]  # a reference: the selector stays the model's, not the proposal's
         self.num_features = num_features
-        out = self.prior(torch.zeros(1, num_features)).shape[-1]
+        with torch.no_grad():
+            device = next(lex.selector.parameters(), torch.zeros(())).device
+            out = lex.selector(torch.zeros(1, num_features, device=device)).shape[-1]
         self.correction = MLP(num_features + target_size, out, tuple(hidden))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.prior(features[:, : self.num_features]) + self.correction(features)
+        prior = self.lex[0].selector(features[:, : self.num_features]).detach()
+        return prior + self.correction(features)

@@ -139,7 +139,11 @@ class ReinforceBound(ImportanceWeightedBound):
             return self._learned_surrogate(terms)
         f = terms.per_datum
         current = f.detach().mean()
-        baseline = current if self.baseline is None else torch.as_tensor(self.baseline).to(f)
+        baseline = (
+            current
+            if self.baseline is None
+            else torch.as_tensor(self.baseline, dtype=f.dtype, device=f.device)
+        )
         # Only update the baseline when gradients are wanted (training), never in evaluation.
         # It stays a tensor on f's device: no host synchronisation in the training loop.
         if torch.is_grad_enabled():

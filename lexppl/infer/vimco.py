@@ -78,6 +78,19 @@ class VimcoBound(ImportanceWeightedBound):
     imputations get pathwise gradients through :math:`\nabla f`. Factor sites such as the
     regulariser shift every :math:`a_l` equally and cancel in the signals.
 
+    With a guide that proposes the masks, :math:`z^l \sim q_\phi(z|x, y)` (e.g.
+    :class:`~lexppl.guides.MaskProposal`), :math:`a_l` gains
+    :math:`\log p_\gamma(z^l|x) - \log q_\phi(z^l|x, y)` and the proposal is trained on the
+    bound itself (Mnih & Rezende's original use of VIMCO):
+
+    .. math::
+        \nabla_\phi \mathcal L_{L,K} = \mathbb E\Big[\sum_{l=1}^L \big(f - f_{-l}
+            - \bar w_l\big)\, \nabla_\phi \log q_\phi(z^l \mid x, y)\Big],
+        \qquad \bar w_l = \frac{e^{a_l}}{\sum_j e^{a_j}},
+
+    the :math:`-\bar w_l` term being the derivative of :math:`\log q` inside the weights; the
+    selector then gets the pathwise gradient of :math:`\log p_\gamma(z^l|x)`.
+
     :param int num_masks: :math:`L \ge 2`.
     :param int num_imputations: :math:`K \ge 1`.
     :raises ValueError: if ``num_masks < 2`` (with one sample there is no other sample to
@@ -101,6 +114,12 @@ class VimcoBound(ImportanceWeightedBound):
         log_w = terms.log_weights  # (K, L, N)
         per_mask = log_w.logsumexp(0) - math.log(log_w.shape[0])  # (L, N)
         signals = vimco_learning_signals(per_mask)  # (L, N), detached
-        score = terms.mask_log_prob  # (L, N)
-        # (score - score.detach()) is zero in value: the surrogate's value is the bound.
-        return terms.total + (signals * (score - score.detach())).sum()
+        if terms.proposal_log_prob is None:  # masks from the prior p_γ(z|x)
+            score = terms.mask_log_prob  # (L, N)
+            # (score - score.detach()) is zero in value: the surrogate's value is the bound.
+            return terms.total + (signals * (score - score.detach())).sum()
+        # Masks from a proposal q_φ(z|x, y): log q is the score, and -log q also sits in each
+        # weight, whose derivative is -w̄_l ∇ log q(z^l) (w̄: self-normalised weights).
+        log_q = terms.proposal_log_prob  # (L, N)
+        normalised = (per_mask - per_mask.logsumexp(0, keepdim=True)).exp().detach()
+        return terms.total + ((signals - normalised) * (log_q - log_q.detach())).sum()

@@ -104,3 +104,26 @@ def logit_gradients(lex, bound, x, y):
 def logit_gradient_estimates(lex, bound, x, y, replicas=REPLICAS):
     """``replicas`` independent estimates for the single datum ``(x, y)``, shape (R, D)."""
     return logit_gradients(lex, bound, x.expand(replicas, x.shape[-1]), y.expand(replicas))
+
+
+def exact_guided_bound(lex, proposal, x, y, num_masks=1):
+    """Exact L_L per datum (N,) with masks proposed by ``proposal`` (a MaskProposal):
+    E_{z^1..z^L iid q(z|x,y)} [log (1/L) sum_l p(y|x_tilde(z^l)) p(z^l|x) / q(z^l|x,y)],
+    differentiable w.r.t. the proposal's parameters (deterministic imputation only)."""
+    support, log_p = mask_support(lex, x)
+    q = lex.mask_family(proposal.logits(x, y))
+    log_q = torch.stack([q.log_prob(z.expand_as(x)) for z in support])  # (S, N)
+    log_lik = torch.stack(
+        [
+            lex.likelihood(lex.predictor(lex.imputer(x, z.expand_as(x)).rsample())).log_prob(y)
+            for z in support
+        ]
+    )
+    log_w = log_lik + log_p - log_q
+    total = torch.zeros(x.shape[0], dtype=log_w.dtype)
+    for tuple_ in itertools.product(range(len(support)), repeat=num_masks):
+        index = list(tuple_)
+        total = total + log_q[index].sum(0).exp() * (
+            log_w[index].logsumexp(0) - math.log(num_masks)
+        )
+    return total
