@@ -12,7 +12,7 @@ $(PY):
 
 # Stamp files make repeated runs cheap; they depend on the files that define the install.
 $(VENV)/.installed-test: $(PY) pyproject.toml constraints.txt
-	$(PIP) install $(PIP_FLAGS) -e ".[test]"
+	$(PIP) install $(PIP_FLAGS) -e ".[test,comparators]"
 	touch $@
 
 install: $(VENV)/.installed-test

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from lexppl.comparators import SENN
+
+
+def two_feature_data(n=2000, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=generator)
+    y = (3 * x[:, 0] - 2 * x[:, 1] > 0).long()
+    return x, y
+
+
+def test_forward_is_theta_times_x():
+    torch.manual_seed(0)
+    senn = SENN(4, 3, hidden=(8,))
+    x = torch.randn(5, 4)
+    theta = senn.relevance(x)
+    assert theta.shape == (5, 4, 3)
+    torch.testing.assert_close(senn(x), (theta * x.unsqueeze(-1)).sum(1))
+
+
+def test_robustness_penalty_is_zero_for_constant_relevances():
+    senn = SENN(4, 2, hidden=(8,))
+    with torch.no_grad():  # theta(x) = bias: f is linear and its gradient is theta
+        for layer in senn.parametriser:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+        senn.parametriser[-1].bias.normal_()
+    _, penalty = senn._penalty(torch.randn(7, 4))
+    assert penalty.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_robustness_penalty_matches_autograd():
+    torch.manual_seed(1)
+    senn = SENN(3, 2, hidden=(8,))
+    x = torch.randn(4, 3)
+    jacobian = torch.func.vmap(torch.func.jacrev(lambda row: senn(row[None])[0]))(x)  # (N, C, D)
+    expected = (jacobian - senn.relevance(x).transpose(1, 2)).pow(2).sum((1, 2)).mean()
+    _, penalty = senn._penalty(x)
+    torch.testing.assert_close(penalty, expected)
+
+
+def test_senn_trained_on_labels_finds_the_relevant_features():
+    x, y = two_feature_data()
+    senn = SENN(6, 2, hidden=(32,)).fit(x, y, epochs=10, batch_size=100, lr=3e-3)
+    test_x, test_y = two_feature_data(200, seed=1)
+    accuracy = float((senn.predict_proba(test_x).argmax(-1) == test_y).float().mean())
+    masks = senn.select(test_x, k=2)
+    assert accuracy > 0.9
+    assert float(masks[:, :2].mean()) > 0.9
+
+
+def test_senn_mimics_a_black_box():
+    x, _ = two_feature_data()
+
+    def black_box(inputs):
+        logit = 3 * inputs[:, 0] - 2 * inputs[:, 1]
+        p = 1 / (1 + torch.exp(-torch.as_tensor(logit)))
+        return torch.stack([1 - p, p], -1).numpy()
+
+    senn = SENN(6, 2, hidden=(32,)).fit(x, black_box=black_box, epochs=10, lr=3e-3)
+    assert float(senn.select(x[:200], k=2)[:, :2].mean()) > 0.9
+    assert senn.losses_[-1] < senn.losses_[0]
+
+
+def test_bad_input_is_rejected():
+    x, y = two_feature_data(20)
+    senn = SENN(6, 2, hidden=(8,))
+    with pytest.raises(ValueError, match="exactly one of labels y or a black_box"):
+        senn.fit(x)
+    with pytest.raises(ValueError, match=r"y must hold integer class labels of shape \(20,\)"):
+        senn.fit(x, y[:5])
+    with pytest.raises(ValueError, match=r"y must be in \[0, 2\)"):
+        senn.fit(x, y + 1)
+    with pytest.raises(ValueError, match="has 5 features, but the explainer was built for 6"):
+        senn.attribute(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        senn.attribute(torch.full((2, 6), float("nan")))
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+        SENN(6, 1)
