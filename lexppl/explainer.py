@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from typing import Any
 
@@ -36,6 +37,8 @@ from lexppl.infer import (
     RelaxBound,
     VimcoBound,
 )
+from lexppl.methods import ail, basex, invase, l2x, rationale, realx
+from lexppl.methods.presets import Method
 from lexppl.models import (
     LEX,
     BayesianLEX,
@@ -79,6 +82,35 @@ ESTIMATORS = {
 }
 TASKS = ("classification", "regression")
 REGIMES = ("in-situ", "fixed-theta", "self", "surrogate")
+#: ``method=`` names: ``"lex"`` is the explainer's own configurable LEX model, the others the
+#: presets of :mod:`lexppl.methods`.
+METHODS = ("lex", "l2x", "invase", "realx", "basex", "rationale", "ail")
+
+#: The explainer options a preset fixes, with the value the preset uses. An option left at its
+#: default is ignored; set to the preset's own value it is accepted; any other value raises.
+#: ``k`` (L2X, AIL), ``l1`` (INVASE, REAL-X, BASE-X, rationale: λ / λ1), ``coherence``
+#: (rationale) and ``pretrain_epochs`` (REAL-X) are passed to the preset instead.
+_PRESET_OPTIONS: dict[str, dict[str, Any]] = {
+    "l2x": dict(mask="subset", estimator="concrete", temperature=0.1),
+    "invase": dict(mask="bernoulli", estimator="reinforce"),
+    "realx": dict(mask="bernoulli", estimator="rebar", temperature=0.1, fix_predictor=True),
+    "basex": dict(mask="bernoulli", estimator="rebar", temperature=0.1),
+    "rationale": dict(mask="bernoulli", estimator="reinforce", mask_as_input=True),
+    "ail": dict(mask="subset", estimator="concrete"),
+}
+_FIXED_BY_PRESETS = dict(
+    mask=None,
+    imputer="constant",
+    estimator=None,
+    num_masks=1,
+    num_imputations=1,
+    temperature=None,
+    mask_as_input=None,
+    fix_predictor=None,
+    regime=None,
+    bayesian=False,
+    task="classification",
+)
 
 
 class _ProbabilitiesAsLogits(nn.Module):
@@ -135,6 +167,27 @@ class LEXExplainer(BaseEstimator):
 
     Parameters
     ----------
+    method : {"lex", "l2x", "invase", "realx", "basex", "rationale", "ail"}, default="lex"
+        ``"lex"``: the LEX model configured by the options below. Any other name trains the
+        published method's preset from :mod:`lexppl.methods` (its mask family, penalty,
+        0-imputation, estimator and training procedure; see each preset's docstring):
+        ``"l2x"`` (needs ``k``; labels in situ, or ``black_box=`` for its post-hoc soft
+        targets), ``"invase"``, ``"realx"`` (pre-trains its predictor for ``pretrain_epochs``,
+        default ``epochs``), ``"basex"``, ``"rationale"`` (columns of ``X`` are sequence
+        positions; ``l1`` is λ1 and ``coherence`` c), all on labels ``y``, and ``"ail"``
+        (needs ``k`` and ``black_box=``, no labels; Gradient × Input warm start for torch
+        black boxes, none for other callables). ``l1`` is the penalty strength λ of the
+        Bernoulli presets (their own default is 0.1, not 0). The options a preset fixes
+        (``mask``, ``imputer``, ``estimator``, ``num_masks``, ``num_imputations``,
+        ``temperature``, ``mask_as_input``, ``fix_predictor``, ``regime``, ``bayesian``,
+        ``task``) must stay at their defaults or equal the preset's value, else ``fit`` raises
+        a ``ValueError`` naming them. The training settings (``epochs``, ``batch_size``,
+        ``lr``, ``weight_decay``) and hidden sizes stay the explainer's, overriding the
+        papers' (AIL is then trained with Adam at ``lr``); ``"rationale"`` keeps its recurrent
+        networks.
+    coherence : float, default=2.0
+        Rationale selection's continuity strength relative to ``l1`` (λ2 = l1 · coherence,
+        Lei et al.'s code default 2); used by ``method="rationale"`` only.
     mask : {"subset", "bernoulli"}, default="subset"
         Mask family: exactly ``k`` features (L2X-style) or independent Bernoulli (INVASE,
         REAL-X) with an ``l1`` penalty.
@@ -191,6 +244,10 @@ class LEXExplainer(BaseEstimator):
     temperature : float, default=0.5
         Relaxation temperature of the pathwise estimator.
     device : str, default="cpu"
+    distributed : bool, default=False
+        Data-parallel training over the processes started by ``torchrun`` (see
+        :func:`lexppl.fit`); ``batch_size`` is the global mini-batch. ``method="lex"`` only,
+        not with ``bayesian=True``.
     seed : int, default=0
     verbose : bool, default=False
         Show a progress bar.
@@ -209,6 +266,8 @@ class LEXExplainer(BaseEstimator):
     def __init__(
         self,
         *,
+        method: str = "lex",
+        coherence: float = 2.0,
         mask: str = "subset",
         k: int | None = None,
         l1: float = 0.0,
@@ -231,9 +290,12 @@ class LEXExplainer(BaseEstimator):
         predictor_hidden: tuple[int, ...] = (200, 200, 200),
         temperature: float = 0.5,
         device: str = "cpu",
+        distributed: bool = False,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
+        self.method = method
+        self.coherence = coherence
         self.mask = mask
         self.k = k
         self.l1 = l1
@@ -256,11 +318,14 @@ class LEXExplainer(BaseEstimator):
         self.predictor_hidden = predictor_hidden
         self.temperature = temperature
         self.device = device
+        self.distributed = distributed
         self.seed = seed
         self.verbose = verbose
 
     # ------------------------------------------------------------------ building
     def _validate_params(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; valid choices are {list(METHODS)}.")
         _choice("mask", self.mask, MASKS)
         _choice("imputer", self.imputer, IMPUTERS)
         _choice("estimator", self.estimator, ESTIMATORS)
@@ -268,13 +333,54 @@ class LEXExplainer(BaseEstimator):
             raise ValueError(f"Unknown task {self.task!r}; valid choices are {list(TASKS)}.")
         if self.regime is not None and self.regime not in REGIMES:
             raise ValueError(f"Unknown regime {self.regime!r}; valid choices are {list(REGIMES)}.")
-        if self.mask == "subset":
-            if self.k is None:
-                raise ValueError('mask="subset" needs the number of features k.')
-            if not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool):
-                raise ValueError(f"k must be an int; got {self.k!r}.")
+        if self.k is not None and (
+            not isinstance(self.k, (int, np.integer)) or isinstance(self.k, bool)
+        ):
+            raise ValueError(f"k must be an int; got {self.k!r}.")
+        if self.method == "lex" and self.mask == "subset" and self.k is None:
+            raise ValueError('mask="subset" needs the number of features k.')
         if not self.l1 >= 0:
             raise ValueError(f"l1 must be >= 0; got {self.l1}.")
+        if self.distributed and (self.bayesian or self.method != "lex"):
+            raise ValueError(
+                "distributed=True trains method='lex' without bayesian=True only; got "
+                f"method={self.method!r}, bayesian={self.bayesian!r}."
+            )
+        if not self.coherence >= 0:
+            raise ValueError(f"coherence must be >= 0; got {self.coherence}.")
+        if self.method != "lex":
+            self._check_preset_options()
+        elif self.coherence != _defaults()["coherence"]:
+            raise ValueError(
+                f"coherence={self.coherence!r} is used by method='rationale' only; leave it at "
+                f"its default with method='lex'."
+            )
+
+    def _check_preset_options(self) -> None:
+        # Options the preset fixes: at their default, or equal to the preset's value.
+        name, preset = self.method, _PRESET_OPTIONS[self.method]
+        defaults = _defaults()
+        conflicts = []
+        for option, fixed in _FIXED_BY_PRESETS.items():
+            value, used = getattr(self, option), preset.get(option, fixed)
+            if value != defaults[option] and value != used:
+                conflicts.append(f"{option}={value!r}")
+        uses_k = name in ("l2x", "ail")
+        if not uses_k and self.k is not None:
+            conflicts.append(f"k={self.k!r} (Bernoulli masks: set the penalty with l1)")
+        if uses_k and self.l1 != defaults["l1"]:
+            conflicts.append(f"l1={self.l1!r} (the selection size is k)")
+        if name != "rationale" and self.coherence != defaults["coherence"]:
+            conflicts.append(f"coherence={self.coherence!r} (method='rationale' only)")
+        if name != "realx" and self.pretrain_epochs != defaults["pretrain_epochs"]:
+            conflicts.append(f"pretrain_epochs={self.pretrain_epochs!r} (method='realx' only)")
+        if conflicts:
+            raise ValueError(
+                f"method={name!r} fixes these options, which conflict with it: "
+                f"{', '.join(conflicts)}. Leave them at their defaults (or use method='lex')."
+            )
+        if uses_k and self.k is None:
+            raise ValueError(f"method={name!r} selects exactly k features: set k.")
 
     def _build(self, n_features: int, n_outputs: int, black_box: nn.Module | None = None) -> LEX:
         if self.mask == "subset" and not 1 <= int(self.k) <= n_features:
@@ -312,6 +418,53 @@ class LEXExplainer(BaseEstimator):
             likelihood=likelihood,
             regularizer=L1Penalty(self.l1) if self.l1 > 0 else None,
             mask_as_input=self.mask_as_input,
+        )
+
+    def _build_method(
+        self, n_features: int, n_outputs: int, black_box=None, for_training: bool = True
+    ) -> Method:
+        """The preset of ``self.method`` for this data (``n_outputs`` classes)."""
+        name, sizes = self.method, dict(selector_hidden=tuple(self.selector_hidden))
+        if self.k is not None and not 1 <= int(self.k) <= n_features:
+            raise ValueError(
+                f"k must satisfy 1 <= k <= D; got k={self.k} for D={n_features} features."
+            )
+        if name == "l2x":
+            return l2x(
+                n_features, n_outputs, int(self.k), predictor_hidden=self.predictor_hidden, **sizes
+            )
+        if name in ("invase", "basex"):
+            build = invase if name == "invase" else basex
+            return build(
+                n_features,
+                n_outputs,
+                float(self.l1),
+                predictor_hidden=tuple(self.predictor_hidden),
+                **sizes,
+            )
+        if name == "realx":
+            epochs = self.pretrain_epochs or self.epochs
+            return realx(
+                n_features,
+                n_outputs,
+                float(self.l1),
+                pretrain_epochs=epochs,
+                predictor_hidden=tuple(self.predictor_hidden),
+                **sizes,
+            )
+        if name == "rationale":
+            return rationale(
+                n_features, n_outputs, sparsity=float(self.l1), coherence=float(self.coherence)
+            )
+        prior = "gradient_x_input" if isinstance(black_box, nn.Module) and for_training else None
+        return ail(
+            black_box,
+            n_features,
+            n_outputs,
+            int(self.k),
+            prior=prior,
+            approximator_hidden=tuple(self.predictor_hidden),
+            **sizes,
         )
 
     # ------------------------------------------------------------------ checks
@@ -388,6 +541,8 @@ class LEXExplainer(BaseEstimator):
         """
         self._validate_params()
         X = self._check_X(X, fitting=True)
+        if self.method != "lex":
+            return self._fit_method(X, y, black_box)
         self.regime_ = self._resolve_regime(y, black_box)
         self.n_features_in_ = X.shape[1]
         fixed_predictor = black_box if self.regime_ in ("self", "fixed-theta") else None
@@ -409,6 +564,7 @@ class LEXExplainer(BaseEstimator):
             device=self.device,
             seed=self.seed,
             progress=self.verbose,
+            **({"distributed": True} if self.distributed else {}),
         )
         if self.pretrain_epochs and fixed_predictor is None:
             pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
@@ -417,6 +573,52 @@ class LEXExplainer(BaseEstimator):
         freeze = ("predictor",) if fix else ()
         trainer = fit_bayesian if self.bayesian else fit
         result = trainer(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
+        self.losses_ = result.losses
+        return self
+
+    def _fit_method(self, X: Tensor, y, black_box) -> LEXExplainer:
+        name = self.method
+        if name == "ail":
+            if black_box is None:
+                raise ValueError("method='ail' explains a black box: pass black_box=... to fit.")
+            if y is not None:
+                raise ValueError(
+                    "method='ail' learns from the black box's outputs, not from labels: call "
+                    "fit(X, black_box=model) without y."
+                )
+        elif black_box is not None and name != "l2x":
+            raise ValueError(
+                f"method={name!r} is trained on labels y (in situ), not on a black box; pass "
+                f"y (e.g. the black box's predicted classes), or use method='l2x' or 'ail' "
+                f"to explain a black box post hoc."
+            )
+        elif black_box is None and y is None:
+            raise ValueError(f"method={name!r} needs labels y.")
+        self.n_features_in_ = X.shape[1]
+        if black_box is not None:
+            if y is not None:
+                raise ValueError(f"Give method={name!r} either labels y or a black_box, not both.")
+            targets = _black_box_probabilities(black_box, X)  # soft targets, (n, C)
+            self.classes_ = np.arange(targets.shape[1])
+            self.regime_ = "surrogate"
+        else:
+            targets = self._encode_y(y, X.shape[0])
+            self.regime_ = "in-situ"
+        torch.manual_seed(self.seed)
+        method = self._build_method(self.n_features_in_, len(self.classes_), black_box)
+        self.model_ = method.model
+        settings = dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            device=self.device,
+            seed=self.seed,
+            progress=self.verbose,
+        )
+        if name == "ail":
+            settings["optimizer"] = "adam"
+        result = method.train(X, targets, **settings)
         self.losses_ = result.losses
         return self
 
@@ -507,6 +709,11 @@ class LEXExplainer(BaseEstimator):
         ``black_box``: checkpoints hold lexppl's weights, not the user's model."""
         state = load_checkpoint(path, map_location=device)
         regime = state.get("regime", "in-situ")
+        if state.get("config", {}).get("method") == "ail" and not callable(black_box):
+            raise CheckpointError(
+                f"{path} is an AIL explainer, whose selector reads the black box's outputs: "
+                f"pass it again with LEXExplainer.load(path, black_box=model)."
+            )
         if regime in ("self", "fixed-theta") and not isinstance(black_box, nn.Module):
             raise CheckpointError(
                 f"{path} explains a black box used as the predictor ({regime!r} regime): "
@@ -524,7 +731,13 @@ class LEXExplainer(BaseEstimator):
                 explainer.classes_ = np.asarray(state["classes"])
             n_outputs = len(state["classes"]) if explainer.task == "classification" else 1
             fixed = black_box if regime in ("self", "fixed-theta") else None
-            explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs, fixed)
+            if explainer.method != "lex":
+                method = explainer._build_method(
+                    explainer.n_features_in_, n_outputs, black_box, for_training=False
+                )
+                explainer.model_ = method.model
+            else:
+                explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs, fixed)
             if explainer.bayesian:  # the guide's parameters exist once it has run
                 explainer.model_.init_guide(torch.zeros(1, explainer.n_features_in_))
             explainer.model_.load_state_dict(state["model"])
@@ -532,3 +745,10 @@ class LEXExplainer(BaseEstimator):
             raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None
         explainer.model_.to(device).eval()
         return explainer
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """The defaults of :class:`LEXExplainer`'s options."""
+    parameters = inspect.signature(LEXExplainer.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}

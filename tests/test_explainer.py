@@ -215,3 +215,124 @@ def test_bayesian_explainer(cancer, tmp_path):
     assert restored.bayesian and restored.explain(X[:5]).shape == (5, 30)
     with pytest.raises(ValueError, match="bayesian=True"):
         LEXExplainer(**FAST, k=3).fit(X, y).credible_interval(X)
+
+
+# ---------------------------------------------------------------------------- method=
+PRESET = dict(epochs=2, batch_size=64, lr=1e-3, selector_hidden=(16,), predictor_hidden=(16,))
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("l2x", dict(k=3)),
+        ("invase", dict(l1=0.1)),
+        ("realx", dict(l1=0.1, pretrain_epochs=1)),
+        ("basex", dict(l1=0.1)),
+        ("rationale", dict(l1=0.01)),
+    ],
+)
+def test_methods_fit_explain_select_predict(cancer, method, options):
+    X, y = cancer
+    X = X[:, :8]
+    explainer = LEXExplainer(**PRESET, method=method, **options).fit(X, y)
+    n, D = X.shape
+    importance = explainer.explain(X)
+    assert importance.shape == (n, D) and ((importance >= 0) & (importance <= 1 + 1e-6)).all()
+    selection = explainer.select(X)
+    assert selection.shape == (n, D) and set(np.unique(selection)) <= {0, 1}
+    if method == "l2x":
+        assert (selection.sum(1) == 3).all()
+    proba = explainer.predict_proba(X, num_samples=3)
+    assert proba.shape == (n, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert explainer.regime_ == "in-situ" and len(explainer.losses_) == 2
+
+
+def test_method_trains_exactly_the_preset(cancer):
+    from lexppl.methods import invase
+
+    X, y = cancer
+    explainer = LEXExplainer(**PRESET, method="invase", l1=0.2, seed=3).fit(X, y)
+    torch.manual_seed(3)
+    preset = invase(30, 2, lam=0.2, selector_hidden=(16,), predictor_hidden=(16,))
+    preset.train(torch.as_tensor(X), torch.as_tensor(y), epochs=2, batch_size=64, lr=1e-3, seed=3)
+    assert type(explainer.model_.regularizer) is type(preset.model.regularizer)
+    assert explainer.model_.regularizer.strength == 0.2
+    assert np.allclose(explainer.explain(X), preset.model.importance(torch.as_tensor(X)).numpy())
+
+
+def test_ail_method_explains_a_black_box_and_reloads_with_it(cancer, tmp_path):
+    X, _ = cancer
+    black_box = _TorchBlackBox()
+    explainer = LEXExplainer(**PRESET, method="ail", k=2).fit(X, black_box=black_box)
+    assert explainer.regime_ == "surrogate" and list(explainer.classes_) == [0, 1]
+    selection = explainer.select(X)
+    assert selection.shape == X.shape and (selection.sum(1) == 2).all()
+    explainer.save(tmp_path / "ail.pt")
+    with pytest.raises(CheckpointError, match="black_box=model"):
+        LEXExplainer.load(tmp_path / "ail.pt")
+    restored = LEXExplainer.load(tmp_path / "ail.pt", black_box=black_box)
+    assert restored.method == "ail" and restored.get_params() == explainer.get_params()
+    assert np.allclose(restored.explain(X), explainer.explain(X))
+    assert np.array_equal(restored.select(X), selection)
+
+
+def test_l2x_method_post_hoc_and_save_load(cancer, tmp_path):
+    X, _ = cancer
+    explainer = LEXExplainer(**PRESET, method="l2x", k=2).fit(X, black_box=_TorchBlackBox())
+    assert explainer.regime_ == "surrogate"
+    explainer.save(tmp_path / "l2x.pt")
+    restored = LEXExplainer.load(tmp_path / "l2x.pt")
+    assert restored.method == "l2x" and np.allclose(restored.explain(X), explainer.explain(X))
+
+
+@pytest.mark.parametrize(
+    ("options", "fit_kwargs", "message"),
+    [
+        (dict(method="shap"), {}, r"Unknown method 'shap'; valid choices are \['lex', 'l2x'"),
+        (dict(method="l2x", k=2, imputer="gaussian"), {}, "imputer='gaussian'"),
+        (dict(method="l2x", k=2, estimator="reinforce"), {}, "estimator='reinforce'"),
+        (dict(method="l2x", k=2, l1=0.1), {}, "l1=0.1"),
+        (dict(method="l2x"), {}, "set k"),
+        (dict(method="invase", k=3), {}, "k=3"),
+        (dict(method="invase", num_masks=5), {}, "num_masks=5"),
+        (dict(method="basex", regime="self"), {}, "regime='self'"),
+        (dict(method="rationale", bayesian=True), {}, "bayesian=True"),
+        (dict(method="invase", coherence=1.0), {}, "coherence=1.0"),
+        (dict(method="basex", pretrain_epochs=3), {}, "pretrain_epochs=3"),
+        (dict(k=2, coherence=1.0), {}, "method='rationale' only"),
+        (dict(method="ail", k=2), dict(y=True, black_box=True), "not from labels"),
+        (dict(method="ail", k=2), dict(black_box=None), "explains a black box"),
+        (dict(method="invase"), dict(black_box=True), "trained on labels y"),
+    ],
+)
+def test_method_conflicts_are_refused(cancer, options, fit_kwargs, message):
+    X, y = cancer
+    labels = y if fit_kwargs.get("y", not fit_kwargs.get("black_box")) else None
+    black_box = _TorchBlackBox() if fit_kwargs.get("black_box") else None
+    with pytest.raises(ValueError, match=message):
+        LEXExplainer(**PRESET, **options).fit(X, labels, black_box=black_box)
+
+
+def test_options_equal_to_the_presets_are_accepted(cancer):
+    X, y = cancer
+    explainer = LEXExplainer(
+        **PRESET,
+        method="realx",
+        mask="bernoulli",
+        estimator="rebar",
+        temperature=0.1,
+        num_masks=1,
+        fix_predictor=True,
+        l1=0.1,
+        pretrain_epochs=1,
+    )
+    explainer.fit(X[:, :5], y)
+    assert explainer.explain(X[:, :5]).shape == (200, 5)
+
+
+def test_distributed_is_for_lex_without_a_bayesian_selector():
+    X, y = np.random.default_rng(0).normal(size=(20, 4)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="distributed=True"):
+        LEXExplainer(k=2, distributed=True, bayesian=True).fit(X, y)
+    with pytest.raises(ValueError, match="distributed=True"):
+        LEXExplainer(method="invase", distributed=True).fit(X, y)

@@ -23,6 +23,13 @@ The penalty is always :class:`~lexppl.models.L1Penalty`, i.e. λ times the *mean
 probability over features (the scale of INVASE's and REAL-X's released code, on which their λ
 grids are set), not the paper equations' λ‖z‖₀ (notes §4.5).
 
+Two more presets live in their own modules: :func:`~lexppl.methods.rationale` (Lei et al. 2016:
+Bernoulli masks over sequence positions, :class:`~lexppl.models.RationalePenalty`, REINFORCE)
+and :func:`~lexppl.methods.ail` (AIL / MEED: the L2X model with the selector conditioned on the
+black box's output, an adversarial complement approximator and a warm start, with its own
+alternating training loop). :class:`~lexppl.LEXExplainer` takes any of them by name
+(``method=``).
+
 **References**
 
 [1] Chen, Song, Wainwright, Jordan, *Learning to Explain*, ICML 2018 (L2X).

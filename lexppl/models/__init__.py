@@ -10,7 +10,7 @@ from lexppl.models.likelihoods import (
     SoftTargetCategorical,
     SoftTargetLikelihood,
 )
-from lexppl.models.regularizers import L1Penalty
+from lexppl.models.regularizers import ContinuityPenalty, L1Penalty, RationalePenalty
 
 __all__ = [
     "IMPUTATION",
@@ -20,12 +20,14 @@ __all__ = [
     "BayesianLEX",
     "BernoulliLikelihood",
     "CategoricalLikelihood",
+    "ContinuityPenalty",
     "FeatureGroups",
     "Identity",
     "L1Penalty",
     "NormalLikelihood",
     "PatchGrid",
     "PixelGrid",
+    "RationalePenalty",
     "SoftTargetCategorical",
     "SoftTargetLikelihood",
     "credible_interval",
