@@ -1,0 +1,143 @@
+import csv
+import math
+
+import pytest
+import torch
+
+from lexppl.reproduce import run
+from lexppl.reproduce.realx_table1 import DATASETS, METHODS, METRICS, reference
+
+PAPER_METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("realx-table1")
+    rows = run("realx-table1", out, quick=True, seed=0)
+    return out, rows
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_reference_holds_the_papers_table():
+    ref = reference()
+    for metric in (*METRICS, "k or lambda"):
+        for method in PAPER_METHODS:
+            for dataset in DATASETS:
+                assert math.isfinite(ref[(metric, method, dataset)])
+    assert len(ref) == 8 * 4 * 3
+    # A few cells checked against the paper's Table 1.
+    assert ref[("CFSR", "REAL-X", "s2")] == 100.0
+    assert ref[("TPR", "REAL-X", "s1")] == 98.4
+    assert ref[("CFSR", "L2X", "s3")] == 61.5
+    assert ref[("FDR", "INVASE", "s3")] == 1.1
+    assert ref[("eAUROC", "INVASE", "s1")] == 0.740
+    assert ref[("eACC", "BASE-X", "s2")] == 68.8
+    assert ref[("k or lambda", "BASE-X", "s2")] == 0.125
+    assert ref[("k or lambda", "L2X", "s3")] == 5
+
+
+def test_reference_file_names_its_source():
+    import importlib.resources
+
+    text = (
+        importlib.resources.files("lexppl.reproduce.references")
+        .joinpath("realx_table1.csv")
+        .read_text()
+    )
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "Have We Learned to Explain" in header and "Table 1" in header and "2021" in header
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    rows = list(csv.DictReader(body))
+    assert rows and all("Table 1" in row["source"] for row in rows)
+
+
+def test_quick_run_writes_every_method_dataset_and_metric(quick):
+    out, rows = quick
+    assert (out / "results.md").exists() and (out / "results.csv").exists()
+    table = _read_csv(out / "results.csv")
+    assert len(table) == len(rows) == len(DATASETS) * len(METHODS)
+    assert {(r["dataset"], r["method"]) for r in table} == {
+        (d.upper(), m) for d in DATASETS for m in METHODS
+    }
+    ref = reference()
+    for row in table:
+        dataset, method = row["dataset"].lower(), row["method"]
+        for metric in METRICS:
+            ours = float(row[metric])
+            assert math.isfinite(ours)
+            assert 0.0 <= ours <= (1.0 if "AUROC" in metric else 100.0)
+            published = row[f"{metric} (paper)"]
+            if method in PAPER_METHODS:
+                assert float(published) == ref[(metric, method, dataset)]
+            else:
+                assert published == ""
+    markdown = (out / "results.md").read_text()
+    assert "REAL-X Table 1" in markdown and "epochs" in markdown
+    for metric in METRICS:
+        assert f"| {metric} (paper) |" in markdown
+
+
+def test_quick_run_tries_the_papers_k_and_lambda(quick):
+    _, rows = quick
+    by_key = {(r["dataset"], r["method"]): r for r in rows}
+    assert by_key[("S1", "L2X")]["k/λ"] == "k=4" and by_key[("S3", "L2X")]["k/λ"] == "k=5"
+    # λ methods: the paper's λ and 0.05 are tried, the larger validation ACC is kept.
+    tried = by_key[("S2", "BASE-X")]["val ACC per k/λ"]
+    assert tried.startswith("λ=0.05: ") and "; λ=0.125: " in tried
+    assert by_key[("S2", "BASE-X")]["k/λ"] in ("λ=0.05", "λ=0.125")
+    assert by_key[("S1", "REAL-X")]["val ACC per k/λ"].startswith("λ=0.05: ")
+    assert "; " not in by_key[("S1", "REAL-X")]["val ACC per k/λ"]  # paper's λ is 0.05
+    for dataset in DATASETS:
+        # L2X and LEX-MI select exactly k features; FULL selects all 11, hence x11.
+        for method in ("L2X", "LEX-MI"):
+            row = by_key[(dataset.upper(), method)]
+            assert row["mean selected"] == float(row["k/λ"].removeprefix("k="))
+        full = by_key[(dataset.upper(), "FULL")]
+        assert full["mean selected"] == 11.0 and full["CFSR"] == 100.0 and full["TPR"] == 100.0
+
+
+def _diff_se(a: dict, b: dict, metric: str) -> float:
+    # Standard error of a difference of two test-set estimates (binomial SE for CFSR / eACC,
+    # SE of the per-instance mean for TPR), treated as independent.
+    return math.hypot(a[f"{metric} SE"], b[f"{metric} SE"])
+
+
+def check_claims(rows: list[dict]) -> None:
+    """The claims of REAL-X Table 1 that the default reproduction bears out (seed 0; see
+    runs/reproduce-realx-table1/results.md). Not borne out at our budget, hence not asserted:
+    L2X's CFSR on S2 (100 %), INVASE's CFSR (100 % on S1-S3: at λ = 0.05 it learns one fixed
+    selection that includes x11; at the paper's λ it selects nothing), LEX-MI's TPR on S1
+    (94.8 % against REAL-X's 100 %, which selects 7 features on average)."""
+    by_key = {(r["dataset"], r["method"]): r for r in rows}
+    for dataset in ("S1", "S2", "S3"):
+        realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
+        # REAL-X always selects the control-flow feature x11 (paper: 100.0 on S1-S3).
+        assert realx["CFSR"] >= 99.0
+        # LEX with Gaussian multiple imputation: eACC no worse than REAL-X's within 3 SE.
+        assert lex["eACC"] >= realx["eACC"] - 3 * _diff_se(lex, realx, "eACC")
+    for dataset in ("S1", "S3"):
+        # L2X's control-flow rate is well below REAL-X's (paper: 24.3 / 61.5).
+        realx, l2x = by_key[(dataset, "REAL-X")], by_key[(dataset, "L2X")]
+        assert realx["CFSR"] - l2x["CFSR"] > 3 * _diff_se(realx, l2x, "CFSR")
+    for dataset in ("S2", "S3"):
+        # LEX-MI's TPR is at least REAL-X's, within 3 SE.
+        realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
+        assert lex["TPR"] >= realx["TPR"] - 3 * _diff_se(lex, realx, "TPR")
+
+
+@pytest.mark.slow
+def test_default_reproduction_claims(tmp_path):
+    # The default reproduction (about 25 minutes on one thread).
+    check_claims(run("realx-table1", tmp_path, quick=False, seed=0))
