@@ -5,14 +5,14 @@ The seed systems as LEX parametrisations and evaluators (DESIGN §2, "The seed s
   Bernoulli(1/2)-masked inputs and frozen, scoring selections by eACC / eAUROC.
 - :mod:`~lexppl.methods.presets`: L2X, INVASE, REAL-X, BASE-X and LEX with multiple imputation
   as configured LEX models (:class:`Method`).
-- :func:`ail` (:mod:`~lexppl.methods.ail`): AIL / MEED, the L2X LEX model with the selector
+- :func:`ail` (:mod:`~lexppl.methods.ail_meed`): AIL / MEED, the L2X LEX model with the selector
   conditioned on the black box's output, an adversarial complement approximator and a
   warm-start prior.
-- :func:`rationale` (:mod:`~lexppl.methods.rationale`): rationale selection of Lei et al.
+- :func:`rationale` (:mod:`~lexppl.methods.rationale_selection`): rationale selection of Lei et al.
   (2016), Bernoulli masks over sequence positions with L1 and continuity penalties.
 """
 
-from lexppl.methods.ail import AIL, AILConvNet, ail
+from lexppl.methods.ail_meed import AIL, AILConvNet, ail
 from lexppl.methods.evalx import EvalX
 from lexppl.methods.presets import (
     Method,
@@ -22,7 +22,7 @@ from lexppl.methods.presets import (
     lex_multiple_imputation,
     realx,
 )
-from lexppl.methods.rationale import rationale
+from lexppl.methods.rationale_selection import rationale
 
 __all__ = [
     "AIL",

@@ -11,7 +11,7 @@ it is trained on the soft targets :math:`M(x)`, never on the labels.
 - **L2X, 4 patches** (:func:`~lexppl.methods.l2x`, k = 4 of the 49 patches of a
   :class:`~lexppl.models.PatchGrid` of 4×4 pixels): L2X Table 4's post-hoc accuracy (= FS-M).
 - **L2X, AIL, LEX at k = 25 pixels** (:func:`~lexppl.methods.l2x`,
-  :func:`~lexppl.methods.ail.ail` with :math:`w_u` = 1e-3 and the Gradient×Input warm start,
+  :func:`~lexppl.methods.ail` with :math:`w_u` = 1e-3 and the Gradient×Input warm start,
   :func:`~lexppl.methods.lex_multiple_imputation` with k-subset masks and Gaussian imputation
   fitted to the training pixels, trained on soft targets): AIL Table 3's metrics, from
   :mod:`lexppl.metrics.fidelity`:
@@ -221,7 +221,7 @@ def _build(kind: str, k: int, patch: int, black_box, x_train, settings: Settings
         method.model.imputer.fit(x_train)  # per-pixel mean and standard deviation
         return method
     if kind == "ail":
-        from lexppl.methods.ail import OutputConditionedMLP, ail
+        from lexppl.methods.ail_meed import OutputConditionedMLP, ail
 
         return ail(
             black_box,

@@ -11,7 +11,7 @@ from lexppl.distributions import KSubset
 from lexppl.imputers import ConstantImputer
 from lexppl.infer import ConcreteBound
 from lexppl.methods import AIL, AILConvNet, ail
-from lexppl.methods.ail import (
+from lexppl.methods.ail_meed import (
     flip_targets,
     gradient_x_input,
     merge_prior_logits,
@@ -20,8 +20,7 @@ from lexppl.methods.ail import (
 )
 from lexppl.models import PixelGrid, SoftTargetLikelihood
 
-# ``lexppl.methods.ail`` is the preset function; the module of the same name is reached here.
-ail_module = importlib.import_module("lexppl.methods.ail")
+ail_module = importlib.import_module("lexppl.methods.ail_meed")
 SMALL = dict(selector_hidden=(16,), approximator_hidden=(16,))
 
 

@@ -7,7 +7,11 @@ from lexppl.distributions import IndependentBernoulli
 from lexppl.imputers import ConstantImputer
 from lexppl.infer import ReinforceBound
 from lexppl.methods import rationale
-from lexppl.methods.rationale import RationaleEncoder, RationaleGenerator, count_rationale_spans
+from lexppl.methods.rationale_selection import (
+    RationaleEncoder,
+    RationaleGenerator,
+    count_rationale_spans,
+)
 from lexppl.models import RationalePenalty
 from lexppl.nets import MLP
 

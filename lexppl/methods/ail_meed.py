@@ -781,7 +781,7 @@ def ail(
 ) -> AIL:
     r"""
     AIL / MEED (Liang et al. 2020) explaining ``black_box`` post hoc; see
-    :mod:`lexppl.methods.ail` for the objective and its LEX mapping.
+    :mod:`lexppl.methods.ail_meed` for the objective and its LEX mapping.
 
     Example (MNIST 3 vs 8, AIL Table 3)::
 
