@@ -37,6 +37,7 @@ format: install
 
 bench: install
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

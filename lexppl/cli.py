@@ -7,7 +7,7 @@ Examples::
     lexppl train --config configs/s3-gaussian.toml --epochs 5      # flags override the file
     lexppl explain --checkpoint runs/s3/model.pt --input x.csv --output importance.csv
     lexppl evaluate --checkpoint runs/s3/model.pt --dataset s3 --split test
-    lexppl demo                                                     # the LEX paper's S3 study
+    lexppl demo                          # Switching Panels, four imputations (paper Fig. 5)
 
 Every subcommand logs its progress at INFO level on stderr (``-q`` hides it, ``-v`` adds
 progress bars). Errors a user can fix (bad options, missing or corrupt files, wrong shapes)
@@ -18,7 +18,6 @@ exits with status 1.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -32,43 +31,18 @@ import torch
 
 from lexppl import data as lexdata
 from lexppl._version import __version__
-from lexppl.evaluation import evaluate_explainer, evaluate_with_masks
+from lexppl.evaluation import evaluate_explainer
 from lexppl.explainer import ESTIMATORS, IMPUTERS, MASKS, LEXExplainer
 
-__all__ = ["DEMO_IMPUTATIONS", "main"]
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
 PROG = "lexppl"
 
 #: CPU threads per subcommand when --threads is not given (None: torch's default). The demo's
-#: mini-batches of 100 run several times faster on one thread than on contended cores.
+#: mini-batches of 64 small images run faster on one thread than on contended cores.
 _DEFAULT_THREADS: dict[str, int | None] = {"demo": 1}
-
-#: Settings shared by the three demo runs: the LEX paper's S3 study (§4.1, App. D) shortened to
-#: minutes on 2 CPU cores: mini-batches of 100 at lr 3e-4 (paper: 1000 at 1e-4 for 1000 epochs),
-#: no weight decay (paper: 1e-3, which at this budget keeps the selector's logits too flat),
-#: L = 4 masks per datum, and the straight-through gradient through the exact k-subset
-#: marginals ("simple"), which trains more stably here than the paper's relaxed top-k.
-_DEMO_COMMON = dict(
-    mask="subset",
-    estimator="simple",
-    num_masks=4,
-    batch_size=100,
-    lr=3e-4,
-    weight_decay=0.0,
-)
-
-#: The demo's rows: display name -> LEXExplainer options (``P`` = pretraining epochs).
-DEMO_IMPUTATIONS: dict[str, dict[str, Any]] = {
-    "0-imputation": {"imputer": "constant"},
-    "surrogate 0-imputation": {
-        "imputer": "constant",
-        "pretrain_epochs": "P",
-        "fix_predictor": True,
-    },
-    "Gaussian multiple imputation": {"imputer": "gaussian"},
-}
 
 #: Keys of a ``train`` config file beyond the LEXExplainer parameters.
 _RUN_KEYS = ("dataset", "n_train", "n_test", "num_samples", "out")
@@ -337,24 +311,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- demo
-_DEMO_COLUMNS = [("ACC", "acc"), ("TPR", "tpr"), ("FDR", "fdr"), ("CF rate", "control_flow_rate")]
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.1,0.25,0.5; got {text!r}"
+        ) from None
+    if not rates:
+        raise argparse.ArgumentTypeError("expected at least one selection rate")
+    return rates
 
 
-def _demo_markdown(results: dict[str, dict[str, float]], caption: str) -> str:
-    header = "| imputation | " + " | ".join(f"{name} (%)" for name, _ in _DEMO_COLUMNS) + " |"
-    rule = "|---|" + "---:|" * len(_DEMO_COLUMNS)
-    rows = [
-        f"| {name} | " + " | ".join(_format_value(m[key], True) for _, key in _DEMO_COLUMNS) + " |"
-        for name, m in results.items()
-    ]
-    return "\n".join([caption, "", header, rule, *rows]) + "\n"
-
-
-def _demo_text(results: dict[str, dict[str, float]]) -> str:
-    names = ["imputation", *(f"{name} (%)" for name, _ in _DEMO_COLUMNS)]
+def _demo_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A text table of TPR, FDR and ACC (in %) with one line per row."""
+    names = ["method", "rate", "k", "TPR (%)", "FDR (%)", "ACC (%)"]
     cells = [
-        [row, *(_format_value(m[key], True) for _, key in _DEMO_COLUMNS)]
-        for row, m in results.items()
+        [
+            str(row["method"]),
+            f"{row['selection_rate']:g}",
+            str(row["k"]),
+            *(_format_value(row[key], True) for key in ("TPR", "FDR", "ACC")),
+        ]
+        for row in rows
     ]
     widths = [max(len(names[i]), *(len(c[i]) for c in cells)) for i in range(len(names))]
 
@@ -366,80 +345,39 @@ def _demo_text(results: dict[str, dict[str, float]]) -> str:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from lexppl.plots import selection_rates
+    from lexppl.demo import TRUE_SELECTION_RATE, closest_rate, run_demo
 
-    for name in ("epochs", "pretrain_epochs", "n_train", "n_test", "num_samples"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "pretrain_epochs" else 1):
-            raise ValueError(
-                f"--{name.replace('_', '-')} must be >= "
-                f"{0 if name == 'pretrain_epochs' else 1}; got {value}."
-            )
     out = Path(args.out)
-    train = _load_split("s3", "train", args.seed, args.n_train)
-    test = _load_split("s3", "test", args.seed, args.n_test)
     logger.info(
-        "demo: LEX on S3 with k=%d, %d train / %d test instances, %d epochs "
-        "(surrogate pretraining %d epochs), %d masks per test instance",
-        args.k,
-        len(train),
-        len(test),
+        "demo: LEX on the built-in Switching Panels with four imputations at selection rates "
+        "%s, %d epochs each",
+        ", ".join(f"{rate:g}" for rate in args.rates),
         args.epochs,
-        args.pretrain_epochs,
-        args.num_samples,
     )
-    results: dict[str, dict[str, float]] = {}
-    masks_by_name: dict[str, np.ndarray] = {}
-    for index, (name, options) in enumerate(DEMO_IMPUTATIONS.items()):
-        options = {
-            key: (args.pretrain_epochs if value == "P" else value) for key, value in options.items()
-        }
-        params = dict(
-            _DEMO_COMMON,
-            k=args.k,
-            epochs=args.epochs,
-            seed=args.seed,
-            device=args.device,
-            verbose=args.verbose,
-            **options,
-        )
-        explainer = _make_explainer(params, train.num_features)
-        logger.info("[%d/%d] training %s", index + 1, len(DEMO_IMPUTATIONS), name)
-        explainer.fit(train.x.numpy(), train.y.numpy())
-        metrics, masks = evaluate_with_masks(explainer, test, args.num_samples, args.seed)
-        logger.info(
-            "[%d/%d] %s: ACC %.2f%%, TPR %.2f%%, FDR %.2f%%, CF rate %.2f%%",
-            index + 1,
-            len(DEMO_IMPUTATIONS),
-            name,
-            100 * metrics["acc"],
-            100 * metrics["tpr"],
-            100 * metrics["fdr"],
-            100 * metrics["control_flow_rate"],
-        )
-        results[name] = metrics
-        masks_by_name[name] = masks.numpy()
-
-    out.mkdir(parents=True, exist_ok=True)
-    caption = (
-        f"LEX on S3 (k={args.k}, {len(train)} training instances, {args.epochs} epochs, "
-        f"surrogate pretraining {args.pretrain_epochs} epochs, seed {args.seed}); "
-        f"{len(test)} test instances with {args.num_samples} sampled masks each."
+    rows = run_demo(
+        out,
+        rates=args.rates,
+        epochs=args.epochs,
+        pretrain_epochs=args.pretrain_epochs if args.pretrain_epochs is not None else args.epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        device=args.device,
+        progress=args.verbose,
     )
-    (out / "results.md").write_text(_demo_markdown(results, caption))
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["imputation", *(f"{key}_percent" for _, key in _DEMO_COLUMNS)])
-        for name, metrics in results.items():
-            writer.writerow([name, *(f"{100 * metrics[key]:.4f}" for _, key in _DEMO_COLUMNS)])
-    figure = selection_rates(
-        masks_by_name, truth=test.truth.numpy(), feature_names=test.feature_names
+    rate = closest_rate([row["selection_rate"] for row in rows])
+    print(
+        f"Switching Panels (panels-digits), selection rate {rate:g}; the digit panel is "
+        f"{TRUE_SELECTION_RATE:g} of the image (FDR: selected pixels outside it)."
     )
-    figure.suptitle(f"S3: per-feature selection rate over the test set (k={args.k})")
-    figure.savefig(out / "selection.png", dpi=120)
-    print(_demo_text(results))
+    print(_demo_table([row for row in rows if row["selection_rate"] == rate]))
+    others = [row for row in rows if row["selection_rate"] != rate]
+    if others:
+        print("\nOther selection rates (see curves.png):")
+        print(_demo_table(others))
     logger.info(
-        "wrote %s, %s and %s", out / "results.md", out / "results.csv", out / "selection.png"
+        "wrote %s, %s, curves.png and importance-*.png", out / "results.md", out / "results.csv"
     )
     return 0
 
@@ -617,35 +555,50 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     # demo -------------------------------------------------------------------------
+    from lexppl import demo as demo_module
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
-        help="LEX on S3 with three imputations (the paper's §4.1)",
-        description="Train LEX (k=5, pathwise, 4 masks, batch 100, lr 1e-3) on S3 with "
-        "0-imputation, surrogate 0-imputation and Gaussian multiple imputation; "
-        "print and save one table (ACC, TPR, FDR, control-flow rate) and a plot "
-        "of the per-feature selection rates.",
+        help="LEX on the built-in Switching Panels with four imputations (the paper's Fig. 5)",
+        description="Train LEX on the built-in Switching Panels (8x16 images: a digit beside a "
+        "photograph patch) with 0-imputation, surrogate 0-imputation, marginal and "
+        "mixture-of-logistics imputation at a few selection rates; print TPR / FDR / ACC at the "
+        "rate closest to the true one (0.5) and write OUT/results.{md,csv}, OUT/curves.png and "
+        "OUT/importance-*.png. A few minutes on one CPU thread.",
     )
-    demo.add_argument("--epochs", type=_positive_int, default=40, help="epochs (default 40)")
+    demo.add_argument(
+        "--rates",
+        type=_rates,
+        default=list(demo_module.SELECTION_RATES),
+        metavar="R1,R2,...",
+        help="selection rates k/128 (default "
+        + ",".join(f"{r:g}" for r in demo_module.SELECTION_RATES)
+        + ")",
+    )
+    demo.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=demo_module.EPOCHS,
+        help=f"epochs of every run (default {demo_module.EPOCHS})",
+    )
     demo.add_argument(
         "--pretrain-epochs",
         type=_non_negative_int,
-        default=10,
-        help="surrogate pretraining epochs (default 10)",
+        help="surrogate pretraining epochs (default: --epochs)",
     )
     demo.add_argument(
-        "--n-train", type=_positive_int, default=10000, help="training instances (default 10000)"
+        "--n-train", type=_positive_int, help="training images (default: the whole split, 1078)"
     )
     demo.add_argument(
-        "--n-test", type=_positive_int, help="test instances (default: the whole split, 10000)"
+        "--n-test", type=_positive_int, help="test images (default: the whole split, 359)"
     )
     demo.add_argument(
         "--num-samples",
         type=_positive_int,
         default=100,
-        help="sampled masks per test instance (default 100)",
+        help="sampled masks per test image (default 100)",
     )
-    demo.add_argument("--k", type=_positive_int, default=5, help="selected features (default 5)")
     demo.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
     demo.add_argument("--device", default="cpu", help="torch device (default cpu)")
     demo.add_argument(

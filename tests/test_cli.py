@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from lexppl.cli import main
+from lexppl.demo import METHODS
 
 # Small settings that keep every training run to about a second.
 FAST = [
@@ -161,23 +163,23 @@ def test_evaluate_prints_table(checkpoint, capsys):
         assert name in captured.out
 
 
-def test_demo_writes_table_and_plot(tmp_path, capsys):
+def test_demo_writes_table_and_figures(tmp_path, capsys):
     out = tmp_path / "demo"
     threads = torch.get_num_threads()
     code = main(
         [
             "demo",
             "-q",
+            "--rates",
+            "0.25,0.5",
             "--epochs",
             "1",
-            "--pretrain-epochs",
-            "1",
             "--n-train",
-            "200",
+            "64",
             "--n-test",
-            "60",
+            "20",
             "--num-samples",
-            "5",
+            "3",
             "--out",
             str(out),
         ]
@@ -185,16 +187,48 @@ def test_demo_writes_table_and_plot(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert torch.get_num_threads() == threads  # the demo's one thread is not left behind
-    rows = ["0-imputation", "surrogate 0-imputation", "Gaussian multiple imputation"]
+    methods = list(METHODS)
+    table, _, others = captured.out.partition("Other selection rates")
+    assert "selection rate 0.5;" in table  # the table is at the rate closest to the truth
+    for text, rate, k in [(table, "0.5", "64"), (others, "0.25", "32")]:
+        lines = [line.split() for line in text.splitlines()]
+        for method in methods:
+            (cells,) = [c for c in lines if " ".join(c[: len(method.split())]) == method]
+            assert cells[len(method.split()) : len(method.split()) + 2] == [rate, k]
+    assert "TPR (%)" in table and "FDR (%)" in table and "ACC (%)" in table
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["method"], float(row["selection_rate"])) for row in rows] == [
+        (method, rate) for rate in (0.25, 0.5) for method in methods
+    ]
     for row in rows:
-        assert row in captured.out
-    assert "CF rate (%)" in captured.out
-    markdown = (out / "results.md").read_text()
-    assert all(f"| {row} |" in markdown for row in rows)
-    lines = (out / "results.csv").read_text().strip().splitlines()
-    assert lines[0] == "imputation,acc_percent,tpr_percent,fdr_percent,control_flow_rate_percent"
-    assert [line.split(",")[0] for line in lines[1:]] == rows
-    assert (out / "selection.png").stat().st_size > 1000
+        # with k of 128 pixels always selected, TPR = k/64 * (1 - FDR) exactly, per mask
+        tpr, fdr, k = float(row["TPR"]), float(row["FDR"]), int(row["k"])
+        assert tpr == pytest.approx(k / 64 * (1 - fdr))
+        assert 0 <= float(row["ACC"]) <= 1
+    assert "| mixture of logistics imputation |" in (out / "results.md").read_text()
+    figures = ["curves.png", *(f"importance-{m.replace(' ', '-')}.png" for m in methods)]
+    for name in figures:
+        assert (out / name).stat().st_size > 1000, name
+
+
+@pytest.mark.parametrize(
+    "rates, expected",
+    [
+        ("0,0.5", "selection rates must lie in (0, 1]"),
+        ("0.5,1.5", "selection rates must lie in (0, 1]"),
+        ("0.5,0.501", "give distinct rates"),
+    ],
+)
+def test_error_demo_bad_rates(rates, expected, tmp_path, capsys):
+    code = main(["demo", "-q", "--rates", rates, "--out", str(tmp_path / "demo")])
+    assert_one_line_error(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_usage_error_demo_rates_not_numbers(capsys):
+    assert main(["demo", "--rates", "ten"]) == 2
+    assert "comma-separated numbers" in capsys.readouterr().err
 
 
 def test_error_unknown_dataset(capsys):
