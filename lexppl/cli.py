@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch
 from lexppl import data as lexdata
 from lexppl._version import __version__
 from lexppl.evaluation import evaluate_explainer
-from lexppl.explainer import ESTIMATORS, IMPUTERS, MASKS, LEXExplainer
+from lexppl.explainer import ESTIMATORS, IMPUTERS, MASKS, METHODS, LEXExplainer
 
 __all__ = ["main"]
 
@@ -106,7 +107,12 @@ def _make_explainer(params: dict[str, Any], n_features: int) -> LEXExplainer:
             params[key] = tuple(params[key])
     explainer = LEXExplainer(**params)
     explainer._validate_params()
-    if explainer.mask == "subset" and not 1 <= int(explainer.k) <= n_features:
+    # The presets (method != "lex") check their own k.
+    if (
+        explainer.method == "lex"
+        and explainer.mask == "subset"
+        and not 1 <= int(explainer.k) <= n_features
+    ):
         raise ValueError(
             f"k must satisfy 1 <= k <= D; got k={explainer.k} for D={n_features} features."
         )
@@ -190,6 +196,7 @@ def _write_output(path: Path, array: np.ndarray, integer: bool) -> None:
 def _flag_params(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line (those left at ``None`` are not given)."""
     names = [
+        "method",
         "mask",
         "k",
         "l1",
@@ -205,6 +212,7 @@ def _flag_params(args: argparse.Namespace) -> dict[str, Any]:
         "fix_predictor",
         "seed",
         "device",
+        "distributed",
         "dataset",
         "n_train",
         "n_test",
@@ -239,6 +247,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
     )
     explainer.fit(train.x.numpy(), train.y.numpy())
+    if explainer.distributed and torch.distributed.is_initialized():
+        rank = torch.distributed.get_rank()
+        torch.distributed.destroy_process_group()
+        if rank != 0:  # every process holds the same model; rank 0 saves and evaluates it
+            return 0
     model_path = out / "model.pt"
     explainer.save(model_path)
     logger.info("saved %s", model_path)
@@ -461,6 +474,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "n_train, n_test, num_samples and out; flags override it",
     )
     train.add_argument("--dataset", help=f"dataset name ({datasets})")
+    train.add_argument(
+        "--method", help=f"LEX or a published preset ({', '.join(METHODS)}; default lex)"
+    )
     train.add_argument("--mask", help=f"mask family ({', '.join(MASKS)})")
     train.add_argument("--k", type=_positive_int, help="number of selected features (subset)")
     train.add_argument("--l1", type=float, help="L1 penalty λ on the mean selection")
@@ -487,6 +503,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--seed", type=_non_negative_int, help="seed of the data splits and the model (default 0)"
     )
     train.add_argument("--device", help="torch device, e.g. cpu or cuda (default cpu)")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        default=None,
+        help="data-parallel training over the processes of torchrun (--batch-size is global)",
+    )
     train.add_argument(
         "--n-train",
         type=_positive_int,
@@ -661,7 +683,9 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     previous_level = package_logger.level
     package_logger.addHandler(handler)
-    package_logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    # Under torchrun only rank 0 reports progress; the other processes log warnings only.
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"
+    package_logger.setLevel(logging.WARNING if quiet else logging.INFO)
     previous_threads = torch.get_num_threads()
     threads = args.threads if args.threads is not None else _DEFAULT_THREADS.get(args.command)
     if threads is not None:

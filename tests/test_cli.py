@@ -84,6 +84,47 @@ def test_train_config_file_and_override(tmp_path, capsys):
     assert explainer.k == 4 and explainer.imputer == "constant"
 
 
+def test_train_a_preset_by_name_and_distributed_without_torchrun(tmp_path, capsys):
+    # A preset fixes its own mask family (INVASE: Bernoulli, no k); --distributed outside
+    # torchrun is an ordinary one-process run. (INVASE fixes num_masks: FAST without it.)
+    out = tmp_path / "invase"
+    code = main(
+        [
+            "train",
+            "-q",
+            "--dataset",
+            "s3",
+            "--method",
+            "invase",
+            "--l1",
+            "0.1",
+            *FAST[:-2],
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    code = main(
+        [
+            "train",
+            "-q",
+            "--dataset",
+            "s3",
+            "--k",
+            "3",
+            "--distributed",
+            *FAST,
+            "--out",
+            str(tmp_path / "ddp"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    from lexppl import LEXExplainer
+
+    assert LEXExplainer.load(out / "model.pt").method == "invase"
+    assert LEXExplainer.load(tmp_path / "ddp" / "model.pt").distributed is True
+
+
 def test_example_config_is_valid():
     from lexppl.cli import _read_config
 
