@@ -356,24 +356,32 @@ def _restore(state, model, optimizer, bound, shuffle) -> None:
 
 
 class _HalfSelector(nn.Module):
-    # Logits 0 everywhere: every feature kept with probability 1/2.
+    # Logits 0 everywhere: every feature (or group of features) kept with probability 1/2.
+    def __init__(self, num_logits: int | None = None) -> None:
+        super().__init__()
+        self.num_logits = num_logits
+
     def forward(self, x: Tensor) -> Tensor:
-        return torch.zeros(x.shape[0], x[0].numel(), dtype=x.dtype, device=x.device)
+        size = self.num_logits if self.num_logits is not None else x[0].numel()
+        return torch.zeros(x.shape[0], size, dtype=x.dtype, device=x.device)
 
 
 def pretrain_predictor(model: LEX, x: Tensor, y: Tensor, **fit_kwargs) -> FitResult:
     r"""
     Train ``model.predictor`` on inputs whose features are kept independently with probability
-    1/2 and imputed by ``model.imputer`` otherwise: the "surrogate" of REAL-X and the EVAL-X
+    1/2 (or, with ``model.groups``, whose groups are) and imputed by ``model.imputer`` otherwise:
+    the "surrogate" of REAL-X and the EVAL-X
     objective :math:`\mathbb E_{z \sim \mathcal B(1/2)}[\log p_\theta(y \mid \tilde x(x, z))]`
     (Jethani et al. 2021, eq. 5). The selector is untouched. Keyword arguments go to :func:`fit`.
     """
+    groups = model.groups
     random_masks = LEX(
-        _HalfSelector(),
+        _HalfSelector(None if groups is None else groups.num_groups),
         model.predictor,
         model.imputer,
         IndependentBernoulli,
         model.likelihood,
         name=f"{model.name}.pretrain" if model.name else "pretrain",
+        groups=groups,
     )
     return fit(random_masks, ReinforceBound(), x, y, **fit_kwargs)

@@ -6,7 +6,7 @@ import torch
 
 from lexppl import LEX, fit, pretrain_predictor
 from lexppl.checkpoint import CheckpointError, load_checkpoint
-from lexppl.distributions import KSubset
+from lexppl.distributions import IndependentBernoulli, KSubset
 from lexppl.imputers import GaussianImputer
 from lexppl.infer import PathwiseBound, ReinforceBound
 from lexppl.models import CategoricalLikelihood
@@ -136,3 +136,39 @@ def test_estimator_parameters_are_trained_by_fit():
     bound = ReinforceBound(2, baseline_net=baseline)
     fit(make_model(), bound, x, y, epochs=2, batch_size=32, lr=1e-2)
     assert not torch.equal(baseline.weight, before)
+
+
+def test_pretraining_masks_whole_groups_of_an_image_model():
+    # With PatchGrid groups the random masks are drawn per patch, not per pixel.
+    from lexppl.imputers import ConstantImputer
+    from lexppl.models import PatchGrid
+    from lexppl.nets import MLP
+
+    groups = PatchGrid((1, 4, 4), (2, 2))
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), MLP(16, 2, (8,)))
+
+        def forward(self, x):
+            seen.append(x.detach())
+            return self.net(x)
+
+    selector = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+    model = LEX(
+        selector,
+        Recorder(),
+        ConstantImputer(0.0),
+        IndependentBernoulli,
+        CategoricalLikelihood(),
+        groups=groups,
+    )
+    x = torch.rand(64, 1, 4, 4) + 1.0  # no pixel is 0: the zeros are the imputed ones
+    y = torch.randint(2, (64,))
+    pretrain_predictor(model, x, y, epochs=1, batch_size=64, lr=1e-2)
+    dropped = (seen[0] == 0).float().reshape(-1, 1, 2, 2, 2, 2)  # (n, c, gh, ph, gw, pw)
+    per_patch = dropped.sum((3, 5))  # each patch all dropped (4) or all kept (0)
+    assert ((per_patch == 0) | (per_patch == 4)).all()
+    assert 0 < dropped.mean() < 1
