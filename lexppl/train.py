@@ -383,5 +383,6 @@ def pretrain_predictor(model: LEX, x: Tensor, y: Tensor, **fit_kwargs) -> FitRes
         model.likelihood,
         name=f"{model.name}.pretrain" if model.name else "pretrain",
         groups=groups,
+        mask_as_input=model.mask_as_input,
     )
     return fit(random_masks, ReinforceBound(), x, y, **fit_kwargs)

@@ -336,3 +336,9 @@ def test_distributed_is_for_lex_without_a_bayesian_selector():
         LEXExplainer(k=2, distributed=True, bayesian=True).fit(X, y)
     with pytest.raises(ValueError, match="distributed=True"):
         LEXExplainer(method="invase", distributed=True).fit(X, y)
+
+
+def test_pretraining_a_predictor_that_also_sees_the_mask():
+    X, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 2
+    explainer = LEXExplainer(k=2, mask_as_input=True, pretrain_epochs=1, epochs=1, batch_size=20)
+    assert explainer.fit(X, y).predict_proba(X[:3]).shape == (3, 2)
