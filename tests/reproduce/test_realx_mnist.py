@@ -19,17 +19,8 @@ from lexppl.reproduce.realx_mnist import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures import write_mnist_root
-
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from fixtures import write_mnist_root
 
 
 @pytest.fixture(scope="module")

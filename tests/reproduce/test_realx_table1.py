@@ -2,20 +2,11 @@ import csv
 import math
 
 import pytest
-import torch
 
 from lexppl.reproduce import run
 from lexppl.reproduce.realx_table1 import DATASETS, METHODS, METRICS, reference
 
 PAPER_METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
