@@ -12,8 +12,9 @@ from lexppl.reproduce import run
 from lexppl.reproduce.mnist38 import METHODS, black_box_net, load_mnist38, reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 from fixtures import write_mnist_root
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 NAMES = [name for name, *_ in METHODS]
 LABELS = ("FS-M", "FU-M", "FS-A", "FU-A", "SEN", "black box ACC")

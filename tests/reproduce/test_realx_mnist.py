@@ -19,8 +19,9 @@ from lexppl.reproduce.realx_mnist import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 from fixtures import write_mnist_root
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
