@@ -557,15 +557,7 @@ class LEXExplainer(BaseEstimator):
         imputer = self.model_.imputer
         if imputer.requires_fit or self.imputer == "gaussian":
             imputer.fit(X if imputer_data is None else self._check_X(imputer_data))
-        settings = dict(
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            device=self.device,
-            seed=self.seed,
-            progress=self.verbose,
-            **({"distributed": True} if self.distributed else {}),
-        )
+        settings = self._fit_settings()
         if self.pretrain_epochs and fixed_predictor is None:
             pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
         bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
@@ -575,6 +567,20 @@ class LEXExplainer(BaseEstimator):
         result = trainer(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
         self.losses_ = result.losses
         return self
+
+    def _fit_settings(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`lexppl.fit` that the explainer's options set."""
+        settings = dict(
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            device=self.device,
+            seed=self.seed,
+            progress=self.verbose,
+        )
+        if self.distributed:  # method="lex" only (checked in _validate_params)
+            settings["distributed"] = True
+        return settings
 
     def _fit_method(self, X: Tensor, y, black_box) -> LEXExplainer:
         name = self.method
@@ -607,15 +613,7 @@ class LEXExplainer(BaseEstimator):
         torch.manual_seed(self.seed)
         method = self._build_method(self.n_features_in_, len(self.classes_), black_box)
         self.model_ = method.model
-        settings = dict(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            device=self.device,
-            seed=self.seed,
-            progress=self.verbose,
-        )
+        settings = dict(epochs=self.epochs, **self._fit_settings())
         if name == "ail":
             settings["optimizer"] = "adam"
         result = method.train(X, targets, **settings)
