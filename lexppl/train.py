@@ -152,6 +152,8 @@ def fit(
             )
     device = torch.device(device)
     model.to(device)
+    if hasattr(bound, "to"):  # the estimator's baseline networks and control variates
+        bound.to(device)
     freeze = tuple(freeze)
     for part in freeze:
         if not isinstance(getattr(model, part, None), nn.Module):

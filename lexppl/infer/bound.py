@@ -204,6 +204,15 @@ class ImportanceWeightedBound(ELBO):
         loop optimises them with the model's. None by default."""
         return iter(())
 
+    def to(self, *args, **kwargs) -> ImportanceWeightedBound:
+        """Move the estimator's own modules (baseline networks, control variates) like
+        :meth:`torch.nn.Module.to`, e.g. to the model's device; returns ``self``.
+        :func:`lexppl.fit` calls it with its ``device``."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(*args, **kwargs)
+        return self
+
     def state_dict(self) -> dict:
         """Estimator state (e.g. a moving-average baseline) for checkpoints."""
         return {}

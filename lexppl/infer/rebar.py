@@ -301,11 +301,6 @@ class RebarBound(ImportanceWeightedBound):
         add them to the optimiser of the training loop."""
         return self.tuning.parameters()
 
-    def to(self, *args, **kwargs) -> RebarBound:
-        """Move the learnable settings (e.g. to the model's device); returns ``self``."""
-        self.tuning.to(*args, **kwargs)
-        return self
-
     def state_dict(self) -> dict:
         return {"tuning": self.tuning.state_dict()}
 

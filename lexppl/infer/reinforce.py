@@ -1,13 +1,15 @@
-"""Score-function (REINFORCE) gradients for discrete masks, with a moving-average baseline."""
+"""Score-function (REINFORCE) gradients for discrete masks, with moving-average, regression or
+full-input classifier baselines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyro
 import torch
 from pyro.nn import PyroModule
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from lexppl.infer.bound import BoundTerms, ImportanceWeightedBound
 
@@ -51,12 +53,25 @@ class ReinforceBound(ImportanceWeightedBound):
     trunk would receive the regression's gradient too). Its weights travel in
     :meth:`state_dict`.
 
+    **Full-input classifier baseline** (INVASE's own control variate [2]): with
+    ``baseline_likelihood`` also given, ``baseline_net`` is a predictor on the *complete* input
+    (same output as the model's predictor) and the baseline is its log-likelihood of the
+    observed label, :math:`b_\psi(x, y) = \log q_\psi(y \mid x)`, trained by maximum
+    likelihood on full inputs. Because it sees :math:`y` it cancels the label noise shared by
+    :math:`f` and :math:`b`, which a regression on :math:`x` alone cannot; the residual
+    :math:`f - b_\psi` is further centred by its moving average (decay ``baseline_decay``; not
+    in INVASE's code, a constant that only lowers the variance). The labels are the model's
+    second positional argument or its ``y`` keyword.
+
     :param int num_masks: :math:`L`.
     :param int num_imputations: :math:`K`.
     :param float baseline_decay: decay of the moving average in :math:`[0, 1)`; 0 uses the
         last batch's mean.
     :param ~torch.nn.Module baseline_net: optional learned baseline :math:`b_\psi(x)`; ``None``
         (default) keeps the moving average.
+    :param callable baseline_likelihood: optional ``baseline_net output -> distribution of y``
+        (e.g. :class:`~lexppl.models.CategoricalLikelihood`): makes ``baseline_net`` the
+        full-input classifier baseline above.
     :param str baseline_name: the name of ``baseline_net`` in Pyro's parameter store.
 
     **References**
@@ -75,6 +90,7 @@ class ReinforceBound(ImportanceWeightedBound):
         baseline_decay: float = 0.9,
         baseline_net: nn.Module | None = None,
         baseline_name: str = "reinforce_baseline",
+        baseline_likelihood: Callable[[Tensor], Distribution] | None = None,
     ) -> None:
         super().__init__(num_masks, num_imputations)
         if not 0.0 <= baseline_decay < 1.0:
@@ -87,7 +103,13 @@ class ReinforceBound(ImportanceWeightedBound):
         self.baseline: Tensor | float | None = None
         self.baseline_net = baseline_net
         self.baseline_name = baseline_name
+        if baseline_likelihood is not None and baseline_net is None:
+            raise ValueError("baseline_likelihood needs a baseline_net (the full-input predictor).")
+        if baseline_likelihood is not None and not callable(baseline_likelihood):
+            raise TypeError(f"baseline_likelihood must be callable; got {baseline_likelihood!r}.")
+        self.baseline_likelihood = baseline_likelihood
         self._inputs: Tensor | None = None
+        self._labels: Tensor | None = None
 
     def baseline_parameters(self) -> Iterator[nn.Parameter]:
         """The learned baseline's parameters (none without ``baseline_net``), for an optimiser."""
@@ -107,9 +129,56 @@ class ReinforceBound(ImportanceWeightedBound):
                     "ReinforceBound with a baseline_net needs the inputs x as the model's first "
                     "positional argument or its x keyword."
                 )
+            if self.baseline_likelihood is not None:
+                self._labels = args[1] if len(args) > 1 else kwargs.get("y")
+                if self._labels is None:
+                    raise ValueError(
+                        "ReinforceBound with a baseline_likelihood needs the labels y as the "
+                        "model's second positional argument or its y keyword."
+                    )
             if not isinstance(self.baseline_net, PyroModule):
                 pyro.module(self.baseline_name, self.baseline_net)  # for pyro.infer.SVI
         return super()._get_trace(model, guide, args, kwargs)
+
+    def _moving_average(self, current: Tensor) -> Tensor:
+        """The baseline's moving average before this batch (``current`` on the first), updated
+        with ``current`` when gradients are wanted (training), never in evaluation. It stays a
+        tensor on ``current``'s device: no host synchronisation in the training loop."""
+        baseline = (
+            current
+            if self.baseline is None
+            else torch.as_tensor(self.baseline, dtype=current.dtype, device=current.device)
+        )
+        if torch.is_grad_enabled():
+            self.baseline = (
+                current
+                if self.baseline is None
+                else self.baseline_decay * baseline + (1 - self.baseline_decay) * current
+            )
+        return baseline
+
+    def _classifier_surrogate(self, terms: BoundTerms) -> Tensor:
+        f, x, y = terms.per_datum, self._inputs, self._labels
+        self._inputs = self._labels = None
+        if x is None or y is None:
+            raise ValueError("The classifier baseline needs x and y; call through loss methods.")
+        b = self.baseline_likelihood(self.baseline_net(x.detach())).log_prob(y)
+        if b.shape != f.shape:
+            raise ValueError(
+                f"baseline_likelihood(baseline_net(x)).log_prob(y) must have one value per "
+                f"datum, shape {tuple(f.shape)}; got {tuple(b.shape)}."
+            )
+        residual = (f - b).detach()
+        centre = self._moving_average(residual.mean())
+        score = terms.mask_log_prob.sum(0)  # (N,)
+        advantage = (residual - centre.to(f)).detach()
+        # Both added terms are zero in value: the surrogate's value is the bound. The second
+        # trains the baseline classifier by maximum likelihood on the full inputs.
+        return (
+            terms.total
+            + (advantage * (score - score.detach())).sum()
+            + (b.sum() - b.sum().detach())
+        )
 
     def _learned_surrogate(self, terms: BoundTerms) -> Tensor:
         f, x = terms.per_datum, self._inputs
@@ -135,23 +204,12 @@ class ReinforceBound(ImportanceWeightedBound):
         )
 
     def _surrogate(self, terms: BoundTerms) -> Tensor:
+        if self.baseline_likelihood is not None:
+            return self._classifier_surrogate(terms)
         if self.baseline_net is not None:
             return self._learned_surrogate(terms)
         f = terms.per_datum
-        current = f.detach().mean()
-        baseline = (
-            current
-            if self.baseline is None
-            else torch.as_tensor(self.baseline, dtype=f.dtype, device=f.device)
-        )
-        # Only update the baseline when gradients are wanted (training), never in evaluation.
-        # It stays a tensor on f's device: no host synchronisation in the training loop.
-        if torch.is_grad_enabled():
-            self.baseline = (
-                current
-                if self.baseline is None
-                else self.baseline_decay * baseline + (1 - self.baseline_decay) * current
-            )
+        baseline = self._moving_average(f.detach().mean())
         score = terms.mask_log_prob.sum(0)  # sum over the L masks, shape (N,)
         advantage = (f.detach() - baseline.to(f)).detach()
         # (score - score.detach()) is zero in value: the surrogate's value is the bound.

@@ -12,6 +12,13 @@ __all__ = ["MLP"]
 _ACTIVATIONS = {"relu": nn.ReLU, "selu": nn.SELU, "elu": nn.ELU, "tanh": nn.Tanh}
 
 
+class _FeatureBatchNorm(nn.BatchNorm1d):
+    # BatchNorm1d over the last dimension, with every leading (particle, batch) dimension
+    # pooled into the statistics: LEX predictors see (..., N, D) inputs.
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 class MLP(nn.Sequential):
     """
     A multilayer perceptron ``in_features -> hidden... -> out_features``, acting on the last
@@ -24,6 +31,8 @@ class MLP(nn.Sequential):
     :param int out_features: output size (selector: number of mask logits; predictor: classes).
     :param hidden: sizes of the hidden layers.
     :param str activation: one of ``"relu"``, ``"selu"``, ``"elu"``, ``"tanh"``.
+    :param bool batch_norm: batch normalisation after each hidden activation (INVASE's critic),
+        with statistics pooled over every leading dimension.
     """
 
     def __init__(
@@ -32,6 +41,7 @@ class MLP(nn.Sequential):
         out_features: int,
         hidden: Sequence[int] = (200, 200),
         activation: str = "relu",
+        batch_norm: bool = False,
     ) -> None:
         for name, size in [("in_features", in_features), ("out_features", out_features)]:
             if not isinstance(size, int) or size <= 0:
@@ -44,6 +54,8 @@ class MLP(nn.Sequential):
         sizes = [in_features, *hidden]
         for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
+            if batch_norm:
+                layers.append(_FeatureBatchNorm(b))
         layers.append(nn.Linear(sizes[-1], out_features))
         super().__init__(*layers)
         self.in_features, self.out_features = in_features, out_features

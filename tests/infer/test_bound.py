@@ -328,3 +328,29 @@ def test_global_latents_with_an_autoguide_match_pyro_trace_elbo():
     pyro.set_rng_seed(0)
     reference = Trace_ELBO().loss(model, guide, x, y)
     assert math.isclose(ours, reference, rel_tol=1e-5)
+
+
+def test_fit_moves_the_estimators_own_networks_with_the_model():
+    # fit(device=...) calls bound.to(device), so baseline networks and control variates follow
+    # the model. .to is checked with a dtype here (no GPU on the test machine).
+    from lexppl.infer import RebarBound
+    from lexppl.train import fit
+
+    reinforce = ReinforceBound(
+        1, baseline_net=MLP(3, 2, (4,)), baseline_likelihood=CategoricalLikelihood()
+    )
+    assert reinforce.to(torch.float64) is reinforce
+    assert all(p.dtype == torch.float64 for p in reinforce.parameters())
+    rebar = RebarBound().to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in rebar.parameters())
+    calls = []
+
+    class Recording(ReinforceBound):
+        def to(self, *args, **kwargs):
+            calls.append(args)
+            return super().to(*args, **kwargs)
+
+    lex = tiny_lex()
+    x = torch.randn(20, D)
+    fit(lex, Recording(), x, torch.randint(3, (20,)), epochs=1, batch_size=10, device="cpu")
+    assert calls == [(torch.device("cpu"),)]

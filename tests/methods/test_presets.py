@@ -9,7 +9,7 @@ from lexppl.distributions import IndependentBernoulli, KSubset
 from lexppl.imputers import ConstantImputer, GaussianImputer
 from lexppl.infer import ConcreteBound, PathwiseBound, RebarBound, ReinforceBound
 from lexppl.methods import EvalX, basex, invase, l2x, lex_multiple_imputation, realx
-from lexppl.models import L1Penalty, SoftTargetLikelihood
+from lexppl.models import CategoricalLikelihood, L1Penalty, SoftTargetLikelihood
 from lexppl.nets import MLP
 
 SMALL = dict(selector_hidden=(16,), predictor_hidden=(16,))
@@ -59,6 +59,13 @@ def test_preset_components_follow_the_papers():
 
     m = invase(11, 2, lam=0.2)
     assert isinstance(m.bound, ReinforceBound) and m.bound.baseline_net is not None
+    # INVASE's code: the reward is relative to a full-input baseline classifier, and the
+    # critic and the baseline carry batch normalisation.
+    assert isinstance(m.bound.baseline_likelihood, CategoricalLikelihood)
+    assert m.bound.baseline_net(torch.randn(5, 11)).shape == (5, 2)
+    for net in (m.model.predictor, m.bound.baseline_net):
+        assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in net)
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.selector)
     assert isinstance(m.model.regularizer, L1Penalty) and m.model.regularizer.strength == 0.2
     assert m.model.mask_family is IndependentBernoulli
 
@@ -68,7 +75,10 @@ def test_preset_components_follow_the_papers():
 
     m = lex_multiple_imputation(11, 2, k=3)
     assert isinstance(m.model.imputer, GaussianImputer) and isinstance(m.bound, PathwiseBound)
-    assert m.bound.num_masks == 10
+    assert m.bound.num_masks == 10 and m.bound.method == "relaxed"
+    assert lex_multiple_imputation(11, 2, k=3, pathwise_method="marginal").bound.method == (
+        "marginal"
+    )
 
 
 def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):

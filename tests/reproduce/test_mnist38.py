@@ -116,13 +116,14 @@ def test_missing_root_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist absent")
 def test_default_run_on_mnist(tmp_path):
-    # About 17 minutes on one thread. Asserts what the default run showed (seed 0, 1 thread),
-    # with margins of several binomial SEs (about 0.6 points on 1,984 test images): black box
-    # 99.4 %; L2X with 4 patches FS-M 93.1 % (paper 95.8 %); AIL's FS-M 89.6 % vs L2X's 64.7 %
-    # and FU-M 90.4 % vs 94.2 % at k = 25 (AIL Table 3's ordering).
+    # About 15 minutes on one thread. Asserts what the default run showed (seed 0, 1 thread),
+    # with margins of several binomial SEs (about 0.7 points on 1,984 test images): black box
+    # 99.6 %; L2X with 4 patches FS-M 89.2 % (paper 95.8 %); AIL's FS-M 95.9 % vs L2X's 56.1 %
+    # and FU-M 84.4 % vs 95.9 % at k = 25 (AIL Table 3's ordering). With 10 instead of 40 L2X
+    # epochs the L2X FS-M were higher (93.1 % and 64.7 %; one run each, cause not isolated).
     rows = {row["method"]: row for row in run("mnist38", tmp_path, root=SHARED_DATA, seed=0)}
     assert rows["L2X (k=25)"]["black box ACC"] > 99.0
-    assert rows["L2X (4 patches 4x4)"]["FS-M"] > 90.0
+    assert rows["L2X (4 patches 4x4)"]["FS-M"] > 85.0
     l2x, ail = rows["L2X (k=25)"], rows["AIL (k=25)"]
     assert ail["FS-M"] - l2x["FS-M"] > 15.0
     assert ail["FU-M"] < l2x["FU-M"]

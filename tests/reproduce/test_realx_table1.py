@@ -58,10 +58,15 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick):
     out, rows = quick
     assert (out / "results.md").exists() and (out / "results.csv").exists()
     table = _read_csv(out / "results.csv")
-    assert len(table) == len(rows) == len(DATASETS) * len(METHODS)
-    assert {(r["dataset"], r["method"]) for r in table} == {
-        (d.upper(), m) for d in DATASETS for m in METHODS
-    }
+    assert len(table) == len(rows)
+    # One row per method at the paper's k / λ, plus one per other λ tried: REAL-X on S3, and
+    # INVASE and BASE-X everywhere (the paper's λ is 0.05 for REAL-X on S1 and S2 only).
+    main = {(d.upper(), m) for d in DATASETS for m in METHODS}
+    extra = {(d, f"{m} (λ=0.05)") for d in ("S1", "S2", "S3") for m in ("INVASE", "BASE-X")}
+    extra.add(("S3", "REAL-X (λ=0.05)"))
+    assert [(r["dataset"], r["method"]) for r in table].count(("S1", "INVASE")) == 1
+    assert {(r["dataset"], r["method"]) for r in table} == main | extra
+    assert len(table) == len(main) + len(extra)
     ref = reference()
     for row in table:
         dataset, method = row["dataset"].lower(), row["method"]
@@ -84,10 +89,12 @@ def test_quick_run_tries_the_papers_k_and_lambda(quick):
     _, rows = quick
     by_key = {(r["dataset"], r["method"]): r for r in rows}
     assert by_key[("S1", "L2X")]["k/λ"] == "k=4" and by_key[("S3", "L2X")]["k/λ"] == "k=5"
-    # λ methods: the paper's λ and 0.05 are tried, the larger validation ACC is kept.
+    # λ methods: the paper's λ (the method's row) and 0.05 (an extra row) are both trained.
     tried = by_key[("S2", "BASE-X")]["val ACC per k/λ"]
     assert tried.startswith("λ=0.05: ") and "; λ=0.125: " in tried
-    assert by_key[("S2", "BASE-X")]["k/λ"] in ("λ=0.05", "λ=0.125")
+    assert by_key[("S2", "BASE-X")]["k/λ"] == "λ=0.125"
+    assert by_key[("S2", "BASE-X (λ=0.05)")]["k/λ"] == "λ=0.05"
+    assert by_key[("S3", "REAL-X")]["k/λ"] == "λ=0.1"
     assert by_key[("S1", "REAL-X")]["val ACC per k/λ"].startswith("λ=0.05: ")
     assert "; " not in by_key[("S1", "REAL-X")]["val ACC per k/λ"]  # paper's λ is 0.05
     for dataset in DATASETS:

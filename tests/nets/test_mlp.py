@@ -1,0 +1,45 @@
+"""MLP: shapes over leading dimensions, activations, batch normalisation."""
+
+import pytest
+import torch
+from torch import nn
+
+from lexppl.nets import MLP
+
+
+def test_mlp_maps_the_last_dimension_and_keeps_leading_ones():
+    net = MLP(5, 3, (7, 7))
+    assert net(torch.randn(2, 4, 5)).shape == (2, 4, 3)
+    assert net(torch.randn(5)).shape == (3,)
+
+
+def test_mlp_rejects_bad_sizes_and_activations():
+    with pytest.raises(ValueError, match="in_features"):
+        MLP(0, 3)
+    with pytest.raises(ValueError, match="Unknown activation 'gelu'"):
+        MLP(5, 3, activation="gelu")
+
+
+def test_batch_norm_pools_every_leading_dimension():
+    torch.manual_seed(0)
+    net = MLP(5, 3, (6,), batch_norm=True)
+    norms = [m for m in net if isinstance(m, nn.BatchNorm1d)]
+    assert len(norms) == 1
+    x = torch.randn(3, 8, 5) * 4 + 2  # (particles, batch, features)
+    hidden = net[1](net[0](x))
+    # In training mode the normalised hidden units have mean 0 and variance 1 over all 24 rows,
+    # exactly as BatchNorm1d on the flattened (24, 6) input.
+    expected = nn.functional.batch_norm(hidden.reshape(-1, 6), None, None, training=True)
+    torch.testing.assert_close(net[2](hidden), expected.reshape(3, 8, 6))
+    assert net(x).shape == (3, 8, 3)
+
+
+def test_batch_norm_uses_running_statistics_in_eval_mode():
+    torch.manual_seed(1)
+    net = MLP(5, 2, (6,), batch_norm=True)
+    for _ in range(20):
+        net(torch.randn(64, 5))
+    net.eval()
+    x = torch.randn(4, 5)
+    # Evaluation is per row: one instance's output does not depend on the others in its batch.
+    torch.testing.assert_close(net(x)[:1], net(x[:1]))
