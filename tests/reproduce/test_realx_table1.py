@@ -114,28 +114,32 @@ def _diff_se(a: dict, b: dict, metric: str) -> float:
 
 def check_claims(rows: list[dict]) -> None:
     """The claims of REAL-X Table 1 that the default reproduction bears out (seed 0; see
-    runs/reproduce-realx-table1/results.md). Not borne out at our budget, hence not asserted:
-    L2X's CFSR on S2 (100 %), INVASE's CFSR (100 % on S1-S3: at λ = 0.05 it learns one fixed
-    selection that includes x11; at the paper's λ it selects nothing), LEX-MI's TPR on S1
-    (94.8 % against REAL-X's 100 %, which selects 7 features on average)."""
+    results/realx-table1/results.md). Not borne out at our budget, hence not asserted:
+    INVASE's CFSR on S2 and S3 (100 %: one fixed selection with x11 on S2, x11 always kept on
+    S3), LEX-MI's TPR on S1 (94.2 % against REAL-X's 95.6 %) and LEX-MI's eACC on S3 (77.5 %
+    against 79.4 %)."""
     by_key = {(r["dataset"], r["method"]): r for r in rows}
     for dataset in ("S1", "S2", "S3"):
-        realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
+        realx, l2x = by_key[(dataset, "REAL-X")], by_key[(dataset, "L2X")]
         # REAL-X always selects the control-flow feature x11 (paper: 100.0 on S1-S3).
         assert realx["CFSR"] >= 99.0
-        # LEX with Gaussian multiple imputation: eACC no worse than REAL-X's within 3 SE.
-        assert lex["eACC"] >= realx["eACC"] - 3 * _diff_se(lex, realx, "eACC")
-    for dataset in ("S1", "S3"):
-        # L2X's control-flow rate is well below REAL-X's (paper: 24.3 / 61.5).
-        realx, l2x = by_key[(dataset, "REAL-X")], by_key[(dataset, "L2X")]
+        # L2X's control-flow rate is below REAL-X's (paper: 24.3 / 31.2 / 61.5; ours 64.1 /
+        # 87.5 / 66.1, so "well below" holds on S1 and S3 only).
         assert realx["CFSR"] - l2x["CFSR"] > 3 * _diff_se(realx, l2x, "CFSR")
+    # INVASE at the paper's λ drops x11 on S1 (paper: 41.1).
+    realx, invase = by_key[("S1", "REAL-X")], by_key[("S1", "INVASE")]
+    assert realx["CFSR"] - invase["CFSR"] > 3 * _diff_se(realx, invase, "CFSR")
     for dataset in ("S2", "S3"):
         # LEX-MI's TPR is at least REAL-X's, within 3 SE.
         realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
         assert lex["TPR"] >= realx["TPR"] - 3 * _diff_se(lex, realx, "TPR")
+    for dataset in ("S1", "S2"):
+        # LEX with Gaussian multiple imputation: eACC no worse than REAL-X's within 3 SE.
+        realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
+        assert lex["eACC"] >= realx["eACC"] - 3 * _diff_se(lex, realx, "eACC")
 
 
 @pytest.mark.slow
 def test_default_reproduction_claims(tmp_path):
-    # The default reproduction (about 25 minutes on one thread).
+    # The default reproduction (about 22 minutes on one thread).
     check_claims(run("realx-table1", tmp_path, quick=False, seed=0))
