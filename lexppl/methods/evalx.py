@@ -51,6 +51,13 @@ class EvalX(nn.Module):
         ``ConstantImputer(0.0)``, the zero imputation of every REAL-X experiment.
     :param likelihood: :class:`~lexppl.models.CategoricalLikelihood` (default) or
         :class:`~lexppl.models.BernoulliLikelihood`.
+    :param bool mask_as_input: also give the predictor the mask, concatenated to the imputed
+        input along its first feature dimension (as :class:`~lexppl.models.LEX`'s
+        ``mask_as_input``); the predictor then takes twice as many features. A 0-imputed
+        predictor cannot tell an observed 0 from a missing feature; seeing the mask it can (the
+        REAL-X paper's footnote 2 recommends a mask token outside the input's support for this
+        reason). The masks are still independent of ``x`` in training, so the mask pattern
+        carries no label information and an encoding stays exposed.
 
     Example::
 
@@ -63,6 +70,7 @@ class EvalX(nn.Module):
         predictor: nn.Module,
         imputer: Imputer | None = None,
         likelihood: nn.Module | None = None,
+        mask_as_input: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(predictor, nn.Module):
@@ -79,6 +87,7 @@ class EvalX(nn.Module):
         self.predictor = predictor
         self.imputer = imputer
         self.likelihood = likelihood
+        self.mask_as_input = bool(mask_as_input)
         # A buffer, so that a checkpointed evaluator (state_dict) is restored as fitted.
         self.register_buffer("fitted_", torch.tensor(False))
 
@@ -120,7 +129,14 @@ class EvalX(nn.Module):
         if self.imputer.requires_fit and not self.imputer.is_fitted:
             self.imputer.fit(X.to(device))
         self.predictor.requires_grad_(True)
-        model = LEX(nn.Identity(), self.predictor, self.imputer, _unused, self.likelihood)
+        model = LEX(
+            nn.Identity(),
+            self.predictor,
+            self.imputer,
+            _unused,
+            self.likelihood,
+            mask_as_input=self.mask_as_input,
+        )
         pretrain_predictor(
             model,
             X,
@@ -184,7 +200,9 @@ class EvalX(nn.Module):
         for begin in range(0, num_samples, chunk):
             zb = z[begin : begin + chunk]  # (s, N, ...)
             x_tilde = self.imputer(x, zb).sample((num_imputations,))  # (K, s, N, ...)
-            flat = x_tilde.reshape((-1, *x.shape[1:]))
+            if self.mask_as_input:  # along the first feature dimension, as LEX does
+                x_tilde = torch.cat([x_tilde, zb.expand_as(x_tilde)], dim=-(x.dim() - 1))
+            flat = x_tilde.reshape((-1, *x_tilde.shape[3:]))
             probs = self._probs(flat).reshape((num_imputations, zb.shape[0], n, -1))
             out.append(probs.mean(0))
         self.train(was_training)

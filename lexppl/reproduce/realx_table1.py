@@ -15,9 +15,17 @@ For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
   (:func:`~lexppl.methods.lex_multiple_imputation`, the true conditional of S1–S3), with
   k-subset masks, k = 5 (a fixed selection rate, as in the LEX paper's synthetic experiments;
   5 is the largest true support), straight-through gradients (``Settings.lex_pathwise_method``
-  switches to the exact-marginal variant);
-- **FULL**, the predictor on all features (a reference row; Table 1 has none);
-- one **EVAL-X** evaluator (:class:`~lexppl.methods.EvalX`) per dataset, shared by all methods.
+  switches to the exact-marginal variant); and, as an extra row "LEX-MI (k=…)", at k = REAL-X's
+  mean selection size on that dataset, rounded (the LEX paper compares parametrisations at the
+  same selection rate, "the same credit for selection", §4.1);
+- **FULL**, the predictor on all features, and **TRUTH**, the ground-truth selection scored by
+  EVAL-X (reference rows; Table 1 has none). TRUTH's eACC is what the evaluator makes of a
+  perfect explanation: an upper reference for an explainer whose selections are true;
+- one **EVAL-X** evaluator (:class:`~lexppl.methods.EvalX`) per dataset, shared by all methods,
+  and a second one that also sees the mask (``mask_as_input=True``; columns "eACC (mask)" and
+  "eAUROC (mask)", not in the paper). 0-imputed, the paper's evaluator cannot tell an observed 0
+  from a missing feature, and on S3 it rates REAL-X's selections above the ground truth (the
+  TRUTH row); the mask-aware one gives the truth close to the Bayes accuracy.
 
 Every method is scored on one discrete explanation per test instance, the mode of its
 selector: :math:`1[\\pi_j > 1/2]` for Bernoulli selectors (the REAL-X and INVASE code's
@@ -28,7 +36,7 @@ given it. Percentages except AUROC, as in the paper.
 
 **Budget.** The paper trains every model for 1,000 epochs at Adam 1e-4 (batch 1000: 10,000
 steps). The default here (``SETTINGS["default"]``: 200 epochs, LEX-MI 60, at Adam 1e-3) takes
-about 35 minutes on one unloaded CPU core; the markdown notes state the numbers.
+about 22–25 minutes on one unloaded CPU core; the markdown notes state the numbers.
 ``quick=True`` is a seconds-long smoke version on a few hundred instances with small networks.
 
 **References**
@@ -79,10 +87,12 @@ logger = logging.getLogger(__name__)
 
 DATASETS = ("s1", "s2", "s3")
 #: Rows of the table, in order: the paper's four methods, then ours.
-METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X", "LEX-MI", "FULL")
+METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X", "LEX-MI", "FULL", "TRUTH")
 #: The paper's metrics (column name -> unit): percentages except the AUROCs.
 METRICS = ("CFSR", "TPR", "FDR", "AUROC", "eAUROC", "ACC", "eACC")
-_PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC"}
+_PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)"}
+#: Columns of ours without published numbers: the mask-aware evaluator's (see the module doc).
+_EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)")
 #: The k (L2X) or λ the paper selected per dataset (Table 1, "k or λ").
 _PAPER_SETTING_METRIC = "k or lambda"
 _NUM_FEATURES, _NUM_CLASSES, _CONTROL_FEATURE = 11, 2, 10
@@ -182,11 +192,18 @@ class _AllFeatures(nn.Module):
         return torch.zeros(x.shape[0], x[0].numel(), dtype=x.dtype, device=x.device)
 
 
-def _candidates(name: str, dataset: str, settings: Settings) -> list[float]:
+def _candidates(
+    name: str, dataset: str, settings: Settings, realx_selected: float | None = None
+) -> list[float]:
     """The k or λ values tried for ``name`` on ``dataset``: the paper's selected value, plus
-    ``settings.lambda_grid`` for the λ methods; LEX-MI: ``settings.lex_k``."""
+    ``settings.lambda_grid`` for the λ methods; LEX-MI: ``settings.lex_k``, then REAL-X's mean
+    selection size ``realx_selected`` rounded, if it differs."""
     if name == "LEX-MI":
-        return [settings.lex_k]
+        values = [settings.lex_k]
+        if realx_selected is not None:
+            matched = min(max(round(realx_selected), 1), _NUM_FEATURES)
+            values += [matched] if matched != settings.lex_k else []
+        return values
     paper = reference()[(_PAPER_SETTING_METRIC, name, dataset)]
     if name == "L2X":
         return [int(paper)]
@@ -256,30 +273,42 @@ def _explain_and_predict(model: LEX, x: Tensor, num_imputations: int) -> tuple[T
     return masks.cpu(), probs.cpu()
 
 
-def _score(model: LEX, evalx: EvalX, test, num_imputations: int, device: str) -> dict:
+def _score(model: LEX, evaluators: dict, test, num_imputations: int, device: str) -> dict:
     """All metrics of ``model``'s explanations on ``test`` as fractions, with standard errors
     over test instances."""
+    masks, probs = _explain_and_predict(model, test.x.to(device), num_imputations)
+    return _score_selection(masks, probs, evaluators, test, device)
+
+
+def _score_selection(masks: Tensor, probs: Tensor | None, evaluators: dict, test, device) -> dict:
+    """The metrics of the selections ``masks`` ``(N, D)``; ACC / AUROC from ``probs``
+    ``(N, C)``, the explainer's own predictions (NaN when there are none: TRUTH); eACC /
+    eAUROC from ``evaluators["EVAL-X"]``, and "eACC (mask)" / "eAUROC (mask)" from
+    ``evaluators["EVAL-X+mask"]``."""
     x, y, truth = test.x.to(device), test.y, test.truth
-    masks, probs = _explain_and_predict(model, x, num_imputations)
     n = len(y)
     cfsr = float(control_flow_rate_per_instance(masks, _CONTROL_FEATURE).mean())
     tpr, tpr_se = _mean_se(true_positive_rate_per_instance(masks, truth))
     fdr, fdr_se = _mean_se(false_discovery_rate_per_instance(masks, truth))
-    acc = accuracy(probs, y)
-    evaluation = evalx.score(x, y, masks.to(device))
+    acc, auc = (math.nan, math.nan) if probs is None else (accuracy(probs, y), auroc(probs, y))
+    evaluation = evaluators["EVAL-X"].score(x, y, masks.to(device))
+    with_mask = evaluators["EVAL-X+mask"].score(x, y, masks.to(device))
     return {
         "CFSR": cfsr,
         "TPR": tpr,
         "FDR": fdr,
-        "AUROC": auroc(probs, y),
+        "AUROC": auc,
         "eAUROC": evaluation["eauroc"],
         "ACC": acc,
         "eACC": evaluation["eacc"],
+        "eAUROC (mask)": with_mask["eauroc"],
+        "eACC (mask)": with_mask["eacc"],
         "CFSR_se": _binomial_se(cfsr, n),
         "TPR_se": tpr_se,
         "FDR_se": fdr_se,
         "ACC_se": _binomial_se(acc, n),
         "eACC_se": _binomial_se(evaluation["eacc"], n),
+        "eACC (mask)_se": _binomial_se(with_mask["eacc"], n),
         "selected": float(masks.sum(-1).mean()),
         # Instance-wise or global? The selection rate of x1..x11, and how many different masks
         # the test instances get (1: the same features for every instance).
@@ -315,17 +344,18 @@ def _train(name: str, value: float, train, settings: Settings, seed: int, device
     return method.model
 
 
-def _fit_candidates(name, dataset, train, val, settings, seed, device):
-    """Train ``name`` at each candidate k / λ. Returns ``[(value, model, seconds)]`` with the
-    paper's selected value first, and the validation ACC of every candidate as text (the
-    paper's selection rule on synthetic data is the largest validation ACC)."""
+def _fit_candidates(name, dataset, train, val, settings, seed, device, realx_selected=None):
+    """Train ``name`` at each candidate k / λ (:func:`_candidates`). Returns
+    ``[(value, model, seconds)]`` with the paper's selected value (LEX-MI: ``settings.lex_k``)
+    first, and the validation ACC of every candidate as text (the paper's selection rule on
+    synthetic data is the largest validation ACC)."""
     if name == "FULL":
         clock = time.perf_counter()
         model = _train(name, 0.0, train, settings, seed, device)
         return [(None, model, time.perf_counter() - clock)], ""
     fitted, tried = [], []
     imputations = settings.num_imputations if name == "LEX-MI" else 1
-    for value in _candidates(name, dataset, settings):
+    for value in _candidates(name, dataset, settings, realx_selected):
         clock = time.perf_counter()
         model = _train(name, value, train, settings, seed, device)
         fitted.append((value, model, time.perf_counter() - clock))
@@ -351,6 +381,8 @@ def _row(dataset, method, label, setting, tried, scores, ref, seconds):
         scale = 100.0 if metric in _PERCENT else 1.0
         row[metric] = scale * scores[metric]
         row[f"{metric} (paper)"] = ref.get((metric, method, dataset)) if main else None
+    for metric in _EXTRA_METRICS:
+        row[metric] = (100.0 if metric in _PERCENT else 1.0) * scores[metric]
     for metric in _SE_METRICS:
         row[f"{metric} SE"] = 100.0 * scores[f"{metric}_se"]
     row["mean selected"] = scores["selected"]
@@ -361,7 +393,7 @@ def _row(dataset, method, label, setting, tried, scores, ref, seconds):
     return row
 
 
-_SE_METRICS = ("CFSR", "TPR", "FDR", "ACC", "eACC")
+_SE_METRICS = ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)")
 _LEX_GRADIENT = {
     "relaxed": "the relaxed top-k (straight-through, LEX App. E.2)",
     "marginal": "the exact top-k marginals (SIMPLE-style)",
@@ -373,7 +405,7 @@ def _columns() -> list[str]:
     columns = ["dataset", "method", "k/λ", "k/λ (paper)"]
     for metric in METRICS:
         columns += [metric, f"{metric} (paper)"]
-    columns += [f"{m} SE" for m in _SE_METRICS]
+    columns += [*_EXTRA_METRICS, *(f"{m} SE" for m in _SE_METRICS)]
     extra = ["mean selected", "selection % of x1..x11", "distinct masks", "val ACC per k/λ"]
     return [*columns, *extra, "train s"]
 
@@ -392,23 +424,28 @@ Settings{" (quick smoke run, not a reproduction)" if quick else ""}: {s.n_train:
 {seed}). REAL-X, L2X, INVASE and BASE-X trained for **{s.epochs} epochs**, LEX-MI for
 **{s.lex_epochs} epochs** (paper: 1,000), Adam at lr **{s.lr:g}** (paper: 1e-4), batch
 {s.batch_size}, weight decay as in each preset; REAL-X's predictor pre-trained on Bernoulli(1/2)
-masks for {s.pretrain_epochs} epochs; EVAL-X (one per dataset, shared by all methods) trained
-{s.evalx_epochs} epochs, FULL {s.full_epochs} epochs. k / λ: L2X at the paper's k; REAL-X,
-INVASE and BASE-X at the paper's selected λ (the method's row) and at λ ∈ {{{grid}}} (from the
-paper's grid; extra rows "METHOD (λ=…)", without published numbers). The paper keeps the λ of
-largest validation ACC; every candidate's validation ACC is in "val ACC per k/λ". LEX-MI: LEX
-with Gaussian multiple imputation (the true conditional of S1–S3), k-subset masks with
-k = {s.lex_k} (fixed selection rate as in the LEX paper's synthetic experiments; 5 = the largest
-true support), {s.lex_num_masks} masks per datum, exact top-k samples with gradients through
-{_LEX_GRADIENT[s.lex_pathwise_method]}. Networks: selector {s.selector_hidden}, predictor
-{s.predictor_hidden} (REAL-X example code; the paper says 3 × 200 / 2 × 200); LEX-MI
-{s.lex_selector_hidden} / {s.lex_predictor_hidden} (LEX App. D).
+masks for {s.pretrain_epochs} epochs; FULL {s.full_epochs} epochs. Two evaluators per dataset,
+shared by all methods, each trained {s.evalx_epochs} epochs: EVAL-X with 0-imputation, as in
+the paper (eACC, eAUROC), and one that also sees the mask ("eACC (mask)", "eAUROC (mask)"; not
+in the paper: 0-imputed, an evaluator cannot tell an observed 0 from a missing feature).
+k / λ: L2X at the paper's k; REAL-X, INVASE and BASE-X at the paper's selected λ (the method's
+row) and at λ ∈ {{{grid}}} (from the paper's grid; extra rows "METHOD (λ=…)", without published
+numbers). The paper keeps the λ of largest validation ACC; every candidate's validation ACC is
+in "val ACC per k/λ". LEX-MI: LEX with Gaussian multiple imputation (the true conditional of
+S1–S3), k-subset masks with k = {s.lex_k} (fixed selection rate as in the LEX paper's synthetic
+experiments; 5 = the largest true support), {s.lex_num_masks} masks per datum, exact top-k
+samples with gradients through {_LEX_GRADIENT[s.lex_pathwise_method]}; the extra row
+"LEX-MI (k=…)" has k = REAL-X's mean selection size, rounded (the same selection credit).
+Networks: selector {s.selector_hidden}, predictor {s.predictor_hidden} (REAL-X example code;
+the paper says 3 × 200 / 2 × 200); LEX-MI {s.lex_selector_hidden} /
+{s.lex_predictor_hidden} (LEX App. D).
 
 Each method is scored on one explanation per instance, its selector's mode (1[π > 1/2], or the
 top k); ACC / AUROC: the method's own predictor given it ({s.num_imputations} imputations
 averaged for LEX-MI); eACC / eAUROC: EVAL-X given it. FULL: the predictor on all features
-(selection = all 11 features). "distinct masks": how many different selections the test
-instances get (1 = one global selection, the same for every instance). Total wall time
+(selection = all 11 features). TRUTH: the ground-truth selection (x11 and the active branch's
+features), scored by the evaluators only. "distinct masks": how many different selections the
+test instances get (1 = one global selection, the same for every instance). Total wall time
 {seconds / 60:.1f} min.
 """
 
@@ -431,29 +468,40 @@ def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> lis
         test = load(dataset, "test", seed=seed, n=settings.n_test)
         # EVAL-X: a fresh predictor architecture trained on Bernoulli(1/2) masks, then frozen.
         clock = time.perf_counter()
-        torch.manual_seed(seed + 100 * d)
-        evalx = EvalX(MLP(_NUM_FEATURES, _NUM_CLASSES, settings.predictor_hidden))
-        evalx.fit(
-            train.x,
-            train.y,
-            epochs=settings.evalx_epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            weight_decay=1e-3,
-            seed=seed,
-            device=device,
-        )
-        logger.info("%s EVAL-X trained in %.0f s", dataset, time.perf_counter() - clock)
+        evaluators = {}
+        for name, with_mask in [("EVAL-X", False), ("EVAL-X+mask", True)]:
+            torch.manual_seed(seed + 100 * d)
+            width = 2 * _NUM_FEATURES if with_mask else _NUM_FEATURES
+            evaluators[name] = EvalX(
+                MLP(width, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=with_mask
+            ).fit(
+                train.x,
+                train.y,
+                epochs=settings.evalx_epochs,
+                batch_size=settings.batch_size,
+                lr=settings.lr,
+                weight_decay=1e-3,
+                seed=seed,
+                device=device,
+            )
+        logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
+        realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k
         for m, name in enumerate(METHODS):
+            if name == "TRUTH":
+                scores = _score_selection(test.truth.float(), None, evaluators, test, device)
+                rows.append(_row(dataset, name, name, "–", "", scores, ref, 0.0))
+                continue
             fitted, tried = _fit_candidates(
-                name, dataset, train, val, settings, seed + 100 * d + m + 1, device
+                name, dataset, train, val, settings, seed + 100 * d + m + 1, device, realx_selected
             )
             imputations = settings.num_imputations if name == "LEX-MI" else 1
             for c, (value, model, seconds) in enumerate(fitted):
                 setting = "–" if value is None else _setting_text(name, value)
                 # The paper's k / λ is the method's row; other λ tried are extra rows.
                 label = name if c == 0 else f"{name} ({setting})"
-                scores = _score(model, evalx, test, imputations, device)
+                scores = _score(model, evaluators, test, imputations, device)
+                if label == "REAL-X":
+                    realx_selected = scores["selected"]
                 rows.append(_row(dataset, name, label, setting, tried, scores, ref, seconds))
                 logger.info(
                     "%s %s (%.0f s, %.1f min so far): %s",

@@ -64,6 +64,11 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick):
     main = {(d.upper(), m) for d in DATASETS for m in METHODS}
     extra = {(d, f"{m} (λ=0.05)") for d in ("S1", "S2", "S3") for m in ("INVASE", "BASE-X")}
     extra.add(("S3", "REAL-X (λ=0.05)"))
+    # LEX-MI at REAL-X's mean selection size, rounded, when that is not k = 5.
+    for r in rows:
+        matched = round(r["mean selected"])
+        if r["method"] == "REAL-X" and matched != 5:
+            extra.add((r["dataset"], f"LEX-MI (k={matched})"))
     assert [(r["dataset"], r["method"]) for r in table].count(("S1", "INVASE")) == 1
     assert {(r["dataset"], r["method"]) for r in table} == main | extra
     assert len(table) == len(main) + len(extra)
@@ -71,6 +76,9 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick):
     for row in table:
         dataset, method = row["dataset"].lower(), row["method"]
         for metric in METRICS:
+            if method == "TRUTH" and metric in ("ACC", "AUROC"):
+                assert row[metric] == "nan"  # no predictor of its own
+                continue
             ours = float(row[metric])
             assert math.isfinite(ours)
             assert 0.0 <= ours <= (1.0 if "AUROC" in metric else 100.0)
@@ -79,6 +87,9 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick):
                 assert float(published) == ref[(metric, method, dataset)]
             else:
                 assert published == ""
+        # The mask-aware evaluator's columns (ours only).
+        assert 0.0 <= float(row["eACC (mask)"]) <= 100.0
+        assert 0.0 <= float(row["eAUROC (mask)"]) <= 1.0
     markdown = (out / "results.md").read_text()
     assert "REAL-X Table 1" in markdown and "epochs" in markdown
     for metric in METRICS:
@@ -104,6 +115,13 @@ def test_quick_run_tries_the_papers_k_and_lambda(quick):
             assert row["mean selected"] == float(row["k/λ"].removeprefix("k="))
         full = by_key[(dataset.upper(), "FULL")]
         assert full["mean selected"] == 11.0 and full["CFSR"] == 100.0 and full["TPR"] == 100.0
+        truth = by_key[(dataset.upper(), "TRUTH")]
+        assert truth["CFSR"] == 100.0 and truth["TPR"] == 100.0 and truth["FDR"] == 0.0
+        # S1 / S2: 3 or 5 true features by branch; S3: always 5.
+        if dataset == "s3":
+            assert truth["mean selected"] == 5.0
+        else:
+            assert 3.0 < truth["mean selected"] < 5.0
 
 
 def _diff_se(a: dict, b: dict, metric: str) -> float:
@@ -112,12 +130,22 @@ def _diff_se(a: dict, b: dict, metric: str) -> float:
     return math.hypot(a[f"{metric} SE"], b[f"{metric} SE"])
 
 
+def _lex_at_realx_size(rows: list[dict], dataset: str) -> dict:
+    # LEX-MI at k = REAL-X's mean selection size, rounded: the extra row, or the k = 5 row.
+    realx = next(r for r in rows if (r["dataset"], r["method"]) == (dataset, "REAL-X"))
+    k = round(realx["mean selected"])
+    label = "LEX-MI" if k == 5 else f"LEX-MI (k={k})"
+    return next(r for r in rows if (r["dataset"], r["method"]) == (dataset, label))
+
+
 def check_claims(rows: list[dict]) -> None:
-    """The claims of REAL-X Table 1 that the default reproduction bears out (seed 0; see
-    results/realx-table1/results.md). Not borne out at our budget, hence not asserted:
-    INVASE's CFSR on S2 and S3 (100 %: one fixed selection with x11 on S2, x11 always kept on
-    S3), LEX-MI's TPR on S1 (94.2 % against REAL-X's 95.6 %) and LEX-MI's eACC on S3 (77.5 %
-    against 79.4 %)."""
+    """The claims of REAL-X Table 1, and LEX's, that the default reproduction bears out
+    (seed 0; see results/realx-table1/results.md). A difference counts when it exceeds 3 SE.
+    Not borne out, hence not asserted: INVASE's CFSR on S2 and S3 (100 %: one fixed selection
+    with x11 on S2, x11 always kept on S3); LEX-MI's TPR on S1 at k = 5 (94.2 % against
+    REAL-X's 95.6 %, which selects 6.7 features); LEX-MI's eACC on S3 under the paper's
+    0-imputed EVAL-X (77.5 % against 79.4 %; that evaluator puts REAL-X's selections above the
+    ground truth's 78.3 %)."""
     by_key = {(r["dataset"], r["method"]): r for r in rows}
     for dataset in ("S1", "S2", "S3"):
         realx, l2x = by_key[(dataset, "REAL-X")], by_key[(dataset, "L2X")]
@@ -129,17 +157,29 @@ def check_claims(rows: list[dict]) -> None:
     # INVASE at the paper's λ drops x11 on S1 (paper: 41.1).
     realx, invase = by_key[("S1", "REAL-X")], by_key[("S1", "INVASE")]
     assert realx["CFSR"] - invase["CFSR"] > 3 * _diff_se(realx, invase, "CFSR")
-    for dataset in ("S2", "S3"):
-        # LEX-MI's TPR is at least REAL-X's, within 3 SE.
+    for dataset in ("S1", "S2", "S3"):
         realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
-        assert lex["TPR"] >= realx["TPR"] - 3 * _diff_se(lex, realx, "TPR")
-    for dataset in ("S1", "S2"):
-        # LEX with Gaussian multiple imputation: eACC no worse than REAL-X's within 3 SE.
-        realx, lex = by_key[(dataset, "REAL-X")], by_key[(dataset, "LEX-MI")]
-        assert lex["eACC"] >= realx["eACC"] - 3 * _diff_se(lex, realx, "eACC")
+        matched = _lex_at_realx_size(rows, dataset)
+        # LEX-MI's TPR is at least REAL-X's at the same selection size on S1-S3, and at
+        # k = 5 on S2 and S3.
+        candidates = [matched] if dataset == "S1" else [matched, lex]
+        for ours in candidates:
+            assert ours["TPR"] >= realx["TPR"] - 3 * _diff_se(ours, realx, "TPR")
+        # eACC no worse than REAL-X's: under the paper's EVAL-X on S1 and S2, and under the
+        # mask-aware EVAL-X on S1-S3 (both LEX-MI rows).
+        metrics = ["eACC (mask)"] if dataset == "S3" else ["eACC", "eACC (mask)"]
+        for metric in metrics:
+            for ours in (lex, matched):
+                assert ours[metric] >= realx[metric] - 3 * _diff_se(ours, realx, metric)
+    for dataset in ("S1", "S3"):
+        # The mask-aware evaluator ranks the ground truth above REAL-X's selections (S2: by
+        # 1.9 points, exactly 3.0 SE, not asserted).
+        realx, truth = by_key[(dataset, "REAL-X")], by_key[(dataset, "TRUTH")]
+        metric = "eACC (mask)"
+        assert truth[metric] - realx[metric] > 3 * _diff_se(truth, realx, metric)
 
 
 @pytest.mark.slow
 def test_default_reproduction_claims(tmp_path):
-    # The default reproduction (about 22 minutes on one thread).
+    # The default reproduction (about 22 minutes on one thread, unloaded).
     check_claims(run("realx-table1", tmp_path, quick=False, seed=0))
