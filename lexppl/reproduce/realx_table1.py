@@ -317,23 +317,25 @@ def _score_selection(masks: Tensor, probs: Tensor | None, evaluators: dict, test
     }
 
 
+def _plain_fit_kwargs(settings: Settings, epochs: int, seed: int, device: str) -> dict:
+    # Training of the plain predictors (FULL, the evaluators): Adam with weight decay 1e-3.
+    return dict(
+        epochs=epochs,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        weight_decay=1e-3,
+        seed=seed,
+        device=device,
+    )
+
+
 def _train(name: str, value: float, train, settings: Settings, seed: int, device: str) -> LEX:
     torch.manual_seed(seed)
     if name == "FULL":
         model = _full_model(settings)
         # The all-ones mask is deterministic: the bound is the plain log-likelihood.
-        fit(
-            model,
-            ReinforceBound(),
-            train.x,
-            train.y,
-            epochs=settings.full_epochs,
-            lr=settings.lr,
-            batch_size=settings.batch_size,
-            weight_decay=1e-3,
-            seed=seed,
-            device=device,
-        )
+        kwargs = _plain_fit_kwargs(settings, settings.full_epochs, seed, device)
+        fit(model, ReinforceBound(), train.x, train.y, **kwargs)
         return model
     method = _build(name, value, settings)
     kwargs = dict(lr=settings.lr, batch_size=settings.batch_size, seed=seed, device=device)
@@ -472,18 +474,11 @@ def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> lis
         for name, with_mask in [("EVAL-X", False), ("EVAL-X+mask", True)]:
             torch.manual_seed(seed + 100 * d)
             width = 2 * _NUM_FEATURES if with_mask else _NUM_FEATURES
-            evaluators[name] = EvalX(
+            evaluator = EvalX(
                 MLP(width, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=with_mask
-            ).fit(
-                train.x,
-                train.y,
-                epochs=settings.evalx_epochs,
-                batch_size=settings.batch_size,
-                lr=settings.lr,
-                weight_decay=1e-3,
-                seed=seed,
-                device=device,
             )
+            kwargs = _plain_fit_kwargs(settings, settings.evalx_epochs, seed, device)
+            evaluators[name] = evaluator.fit(train.x, train.y, **kwargs)
         logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
         realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k
         for m, name in enumerate(METHODS):
