@@ -81,6 +81,19 @@ def test_preset_components_follow_the_papers():
     )
 
 
+def test_activation_reaches_every_network_of_invase_and_l2x():
+    # INVASE's and L2X's released code use SELU on the S1-S3 kind of data (notes §2).
+    def activations(net):
+        return {type(layer) for layer in net if isinstance(layer, (torch.nn.ReLU, torch.nn.SELU))}
+
+    m = invase(11, 2, activation="selu")
+    for net in (m.model.selector, m.model.predictor, m.bound.baseline_net):
+        assert activations(net) == {torch.nn.SELU}
+    assert activations(invase(11, 2).model.selector) == {torch.nn.ReLU}
+    m = l2x(11, 2, k=3, activation="selu")
+    assert activations(m.model.selector) == activations(m.model.predictor) == {torch.nn.SELU}
+
+
 def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):
     import lexppl.methods.presets as presets
 
@@ -113,6 +126,8 @@ def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):
         lambda: l2x(0, 2, k=1),
         lambda: l2x(11, 1, k=1),
         lambda: invase(11, 2, lam=-1.0),
+        lambda: invase(11, 2, activation="swish"),
+        lambda: l2x(11, 2, k=2, activation="gelu"),
         lambda: realx(11, 2, pretrain_epochs=0),
         lambda: basex(11, 2, lam=-0.5),
         lambda: lex_multiple_imputation(11, 2),
