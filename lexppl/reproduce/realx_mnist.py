@@ -243,6 +243,17 @@ def _train_full(x: Tensor, y: Tensor, settings: Settings, seed: int, device: str
 
 
 # ---------------------------------------------------------------------------- evaluation
+def _fit_evalx(
+    x: Tensor, y: Tensor, settings: Settings, seed: int, mask_as_input: bool, train_kwargs: dict
+) -> EvalX:
+    """An EVAL-X of the predictor's architecture, trained on Bernoulli(1/2) masks."""
+    torch.manual_seed(seed)
+    width = 2 * _NUM_FEATURES if mask_as_input else _NUM_FEATURES
+    evalx = EvalX(MLP(width, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=mask_as_input)
+    evalx.fit(x, y, epochs=settings.evalx_epochs, weight_decay=1e-3, seed=seed, **train_kwargs)
+    return evalx
+
+
 def _binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1.0 - p), 0.0) / n)
 
@@ -413,33 +424,13 @@ def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> lis
 
     # EVAL-X: a fresh predictor architecture on Bernoulli(1/2) masks, then frozen.
     clock = time.perf_counter()
-    torch.manual_seed(seed + 1000)
-    evalx = EvalX(MLP(_NUM_FEATURES, _NUM_CLASSES, settings.predictor_hidden))
-    evalx.fit(
-        x_train,
-        y_train,
-        epochs=settings.evalx_epochs,
-        weight_decay=1e-3,
-        seed=seed + 1000,
-        **train_kwargs,
-    )
+    evalx = _fit_evalx(x_train, y_train, settings, seed + 1000, False, train_kwargs)
     evalx_all = evalx.score(x_test, y_test, torch.ones_like(x_test))
     logger.info("EVAL-X trained in %.0f s; all pixels: %s", time.perf_counter() - clock, evalx_all)
     # A second evaluator that also sees the mask: 0-imputed, EVAL-X cannot tell an observed 0
     # (most of an MNIST image) from an unselected pixel. Not in the paper.
     clock = time.perf_counter()
-    torch.manual_seed(seed + 2000)
-    evalx_mask = EvalX(
-        MLP(2 * _NUM_FEATURES, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=True
-    )
-    evalx_mask.fit(
-        x_train,
-        y_train,
-        epochs=settings.evalx_epochs,
-        weight_decay=1e-3,
-        seed=seed + 2000,
-        **train_kwargs,
-    )
+    evalx_mask = _fit_evalx(x_train, y_train, settings, seed + 2000, True, train_kwargs)
     evaluators = {"EVAL-X": evalx, "EVAL-X+mask": evalx_mask}
     logger.info("EVAL-X+mask trained in %.0f s", time.perf_counter() - clock)
 
