@@ -25,6 +25,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "lexppl.reproduce.realx_table1",
         "REAL-X Table 1: every method on S1-S3 (control flow, TPR, FDR, AUROC, eAUROC, ACC, eACC)",
     ),
+    "realx-table1-seeds": (
+        "lexppl.reproduce.realx_table1_seeds",
+        "REAL-X Table 1's claims over 5 seeds: REAL-X, L2X, INVASE, LEX-MI (mean ± SE, paired)",
+    ),
     "realx-mnist": (
         "lexppl.reproduce.realx_mnist",
         "REAL-X Table 2 on MNIST: FULL, REAL-X, L2X k=1, INVASE, BASE-X (ACC/AUROC/eACC/eAUROC)",

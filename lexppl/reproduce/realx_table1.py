@@ -41,6 +41,8 @@ given it. Percentages except AUROC, as in the paper.
 steps). The default here (``SETTINGS["default"]``: 200 epochs, LEX-MI 60, at Adam 1e-3) takes
 about 22–25 minutes on one unloaded CPU core; the markdown notes state the numbers.
 ``quick=True`` is a seconds-long smoke version on a few hundred instances with small networks.
+This is one training run per method, as in the paper; :mod:`lexppl.reproduce.realx_table1_seeds`
+(``lexppl reproduce realx-table1-seeds``) reruns the rows of the claims over five seeds.
 
 **References**
 
@@ -84,7 +86,16 @@ from lexppl.nets import MLP
 from lexppl.reproduce.report import write_results
 from lexppl.train import fit
 
-__all__ = ["DATASETS", "METHODS", "METRICS", "SETTINGS", "Settings", "reference", "run"]
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "METRICS",
+    "SETTINGS",
+    "Settings",
+    "reference",
+    "run",
+    "run_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -466,6 +477,77 @@ test instances get (1 = one global selection, the same for every instance). Tota
 """
 
 
+def _evaluators(train, settings: Settings, seed: int, d: int, device: str) -> dict:
+    """The two evaluators of dataset number ``d``, trained on ``train``: ``"EVAL-X"`` (the
+    paper's, 0-imputed) and ``"EVAL-X+mask"`` (also sees the mask)."""
+    evaluators = {}
+    for name, with_mask in [("EVAL-X", False), ("EVAL-X+mask", True)]:
+        # A fresh predictor architecture trained on Bernoulli(1/2) masks, then frozen.
+        torch.manual_seed(seed + 100 * d)
+        width = 2 * _NUM_FEATURES if with_mask else _NUM_FEATURES
+        evaluator = EvalX(
+            MLP(width, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=with_mask
+        )
+        kwargs = _plain_fit_kwargs(settings, settings.evalx_epochs, seed, device)
+        evaluators[name] = evaluator.fit(train.x, train.y, **kwargs)
+    return evaluators
+
+
+def run_dataset(
+    dataset: str,
+    settings: Settings,
+    seed: int,
+    device: str,
+    methods: tuple[str, ...] = METHODS,
+) -> list[dict]:
+    """
+    The rows of one dataset (a name in :data:`DATASETS`): its data drawn with ``seed``, the
+    evaluators trained, then each of ``methods`` (a subset of :data:`METHODS`, in that order)
+    trained at its candidate k / λ and scored. A method's seed depends on ``seed``, the dataset
+    and its place in :data:`METHODS` only, so a subset gives the same rows as the full table.
+    """
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
+    d = DATASETS.index(dataset)
+    ref = reference()
+    train = load(dataset, "train", seed=seed, n=settings.n_train)
+    val = load(dataset, "val", seed=seed, n=settings.n_val)
+    test = load(dataset, "test", seed=seed, n=settings.n_test)
+    clock = time.perf_counter()
+    evaluators = _evaluators(train, settings, seed, d, device)
+    logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
+    rows = []
+    realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k
+    for m, name in enumerate(METHODS):
+        if name not in methods:
+            continue
+        if name == "TRUTH":
+            scores = _score_selection(test.truth.float(), None, evaluators, test, device)
+            rows.append(_row(dataset, name, name, "–", "", scores, ref, 0.0))
+            continue
+        fitted, tried = _fit_candidates(
+            name, dataset, train, val, settings, seed + 100 * d + m + 1, device, realx_selected
+        )
+        imputations = settings.num_imputations if name == "LEX-MI" else 1
+        for c, (value, model, seconds) in enumerate(fitted):
+            setting = "–" if value is None else _setting_text(name, value)
+            # The paper's k / λ is the method's row; other λ tried are extra rows.
+            label = name if c == 0 else f"{name} ({setting})"
+            scores = _score(model, evaluators, test, imputations, device)
+            if label == "REAL-X":
+                realx_selected = scores["selected"]
+            rows.append(_row(dataset, name, label, setting, tried, scores, ref, seconds))
+            logger.info(
+                "%s %s (%.0f s): %s",
+                dataset,
+                label,
+                seconds,
+                ", ".join(f"{k} {scores[k]:.3f}" for k in METRICS),
+            )
+    return rows
+
+
 def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> list[dict]:
     """
     Train every method of REAL-X Table 1 (and LEX-MI, FULL) on S1–S3 and write
@@ -475,53 +557,13 @@ def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> lis
     ``root`` is unused (the data are synthetic). Returns the rows (one per dataset × method).
     """
     settings = SETTINGS["quick" if quick else "default"]
-    ref = reference()
     started = time.perf_counter()
     rows = []
     for d, dataset in enumerate(DATASETS):
-        train = load(dataset, "train", seed=seed, n=settings.n_train)
-        val = load(dataset, "val", seed=seed, n=settings.n_val)
-        test = load(dataset, "test", seed=seed, n=settings.n_test)
-        # EVAL-X: a fresh predictor architecture trained on Bernoulli(1/2) masks, then frozen.
-        clock = time.perf_counter()
-        evaluators = {}
-        for name, with_mask in [("EVAL-X", False), ("EVAL-X+mask", True)]:
-            torch.manual_seed(seed + 100 * d)
-            width = 2 * _NUM_FEATURES if with_mask else _NUM_FEATURES
-            evaluator = EvalX(
-                MLP(width, _NUM_CLASSES, settings.predictor_hidden), mask_as_input=with_mask
-            )
-            kwargs = _plain_fit_kwargs(settings, settings.evalx_epochs, seed, device)
-            evaluators[name] = evaluator.fit(train.x, train.y, **kwargs)
-        logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
-        realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k
-        for m, name in enumerate(METHODS):
-            if name == "TRUTH":
-                scores = _score_selection(test.truth.float(), None, evaluators, test, device)
-                rows.append(_row(dataset, name, name, "–", "", scores, ref, 0.0))
-                continue
-            fitted, tried = _fit_candidates(
-                name, dataset, train, val, settings, seed + 100 * d + m + 1, device, realx_selected
-            )
-            imputations = settings.num_imputations if name == "LEX-MI" else 1
-            for c, (value, model, seconds) in enumerate(fitted):
-                setting = "–" if value is None else _setting_text(name, value)
-                # The paper's k / λ is the method's row; other λ tried are extra rows.
-                label = name if c == 0 else f"{name} ({setting})"
-                scores = _score(model, evaluators, test, imputations, device)
-                if label == "REAL-X":
-                    realx_selected = scores["selected"]
-                rows.append(_row(dataset, name, label, setting, tried, scores, ref, seconds))
-                logger.info(
-                    "%s %s (%.0f s, %.1f min so far): %s",
-                    dataset,
-                    label,
-                    seconds,
-                    (time.perf_counter() - started) / 60,
-                    ", ".join(f"{k} {scores[k]:.3f}" for k in METRICS),
-                )
+        rows += run_dataset(dataset, settings, seed, device)
+        elapsed = time.perf_counter() - started
+        logger.info("%s done, %.1f min so far", dataset.upper(), elapsed / 60)
         if d < len(DATASETS) - 1:  # partial results, in case the run is cut short
-            elapsed = time.perf_counter() - started
             notes = _notes(settings, quick, seed, elapsed)
             notes = f"**Partial: up to {dataset.upper()}.**\n{notes}"
             write_results(out, rows, _TITLE, notes, columns=_columns())

@@ -1,0 +1,181 @@
+import csv
+import math
+
+import pytest
+from scipy.stats import t as student_t
+
+from lexppl.reproduce import run
+from lexppl.reproduce.realx_table1 import SETTINGS, run_dataset
+from lexppl.reproduce.realx_table1_seeds import MATCHED, METHODS, paired_differences, summarise
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("realx-table1-seeds")
+    rows = run("realx-table1-seeds", out, quick=True, seed=0)
+    return out, rows
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_quick_run_writes_every_seed_method_and_dataset(quick):
+    out, rows = quick
+    for name in ("per_seed.csv", "results.csv", "results.md", "differences.csv", "settings.json"):
+        assert (out / name).exists()
+    per_seed = _read_csv(out / "per_seed.csv")
+    methods = [*METHODS[:-1], MATCHED, METHODS[-1]]
+    expected = {(s, d, m) for s in ("0", "1") for d in ("S1", "S2", "S3") for m in methods}
+    assert {(r["seed"], r["dataset"], r["method"]) for r in per_seed} == expected
+    assert len(per_seed) == len(expected)
+    # The summary: one row per dataset and method, each over both seeds.
+    assert [(r["dataset"], r["method"]) for r in rows] == [
+        (d, m) for d in ("S1", "S2", "S3") for m in methods
+    ]
+    assert all(r["seeds"] == 2 for r in rows)
+    differences = _read_csv(out / "differences.csv")
+    # Per dataset: LEX-MI at k = 5 and at the matched k in 3 metrics, TRUTH in 2.
+    assert len(differences) == 3 * (3 + 3 + 2)
+    assert {r["comparison"] for r in differences} == {
+        f"{m} − REAL-X" for m in ("LEX-MI", MATCHED, "TRUTH")
+    }
+    markdown = (out / "results.md").read_text()
+    assert "Paired differences" in markdown and "Seeds 0, 1" in markdown
+
+
+def test_seed_zero_gives_the_rows_of_the_single_run(quick):
+    # Seed 0's rows are what realx-table1 (the same settings, seed 0) writes for those methods.
+    out, _ = quick
+    per_seed = [r for r in _read_csv(out / "per_seed.csv") if r["seed"] == "0"]
+    settings = SETTINGS["quick"]
+    for dataset in ("s1", "s3"):
+        single = run_dataset(dataset, settings, 0, "cpu", methods=METHODS)
+        ours = {r["method"]: r for r in per_seed if r["dataset"] == dataset.upper()}
+        for row in single:
+            label = row["method"]
+            if "(λ=" in label:  # realx-table1's extra λ: not trained here
+                continue
+            if label.startswith("LEX-MI ("):
+                label = MATCHED
+            for metric in ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "mean selected"):
+                value = row[metric]
+                assert math.isclose(float(ours[label][metric]), value, abs_tol=1e-9) or (
+                    math.isnan(value) and ours[label][metric] == "nan"
+                )
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown methods"):
+        run_dataset("s1", SETTINGS["quick"], 0, "cpu", methods=("REAL-X", "LIME"))
+
+
+def _rows(method, values, metric="TPR"):
+    return [
+        {"dataset": "S1", "method": method, "seed": s, "k/λ": "k=5", metric: v}
+        for s, v in enumerate(values)
+    ]
+
+
+def test_paired_differences_are_seed_by_seed():
+    # Differences 1, 2, 3: mean 2, SE = sd / √3 = 1 / √3; the unpaired spread (10 between
+    # seeds) must not enter.
+    realx = _rows("REAL-X", [50.0, 60.0, 70.0])
+    lex = _rows("LEX-MI", [51.0, 62.0, 73.0])
+    for row in realx + lex:
+        row.update({"eACC": 0.0, "eACC (mask)": 0.0})
+    diffs = paired_differences(realx + lex)
+    tpr = next(d for d in diffs if d["metric"] == "TPR" and d["comparison"] == "LEX-MI − REAL-X")
+    assert tpr["seeds"] == 3
+    assert tpr["difference"] == pytest.approx(2.0)
+    assert tpr["SE"] == pytest.approx(1 / math.sqrt(3))
+    assert tpr["ours"] == pytest.approx(62.0) and tpr["REAL-X"] == pytest.approx(60.0)
+    assert tpr["verdict"] == "≥ 0"
+    # No matched-k or TRUTH rows: those comparisons have no seeds.
+    others = [d for d in diffs if not d["comparison"].startswith("LEX-MI −")]
+    assert len(others) == 3 + 2 and all(d["seeds"] == 0 and d["verdict"] == "–" for d in others)
+
+
+@pytest.mark.parametrize(
+    "differences, verdict",
+    [
+        ([-1.0, 0.0, 1.0, 2.0], "≥ 0"),  # mean 0.5
+        ([-3.0, -1.0, 1.0], "not significantly < 0"),  # mean -1, SE 1.15: t = -0.87
+        ([-3.0, -2.5, -2.0], "< 0"),  # mean -2.5, SE 0.29: t = -8.7
+    ],
+)
+def test_verdict_is_a_one_sided_t_test(differences, verdict):
+    realx = _rows("REAL-X", [0.0] * len(differences))
+    lex = _rows("LEX-MI", differences)
+    for row in realx + lex:
+        row.update({"eACC": 0.0, "eACC (mask)": 0.0})
+    tpr = next(d for d in paired_differences(realx + lex) if d["metric"] == "TPR")
+    assert tpr["verdict"] == verdict
+    # The boundary: the verdict flips where the mean is t_{0.95, n-1} standard errors below 0.
+    n = len(differences)
+    if verdict != "≥ 0":
+        critical = student_t.ppf(0.95, n - 1)
+        assert (tpr["difference"] / tpr["SE"] < -critical) == (verdict == "< 0")
+
+
+def test_summarise_gives_mean_and_standard_error_over_seeds():
+    rows = _rows("REAL-X", [50.0, 60.0, 70.0])
+    for row in rows:
+        row.update({m: 1.0 for m in ("CFSR", "FDR", "AUROC", "eAUROC", "ACC", "eACC")})
+        row.update({"eAUROC (mask)": 0.5, "eACC (mask)": 0.5, "mean selected": 4.0})
+        row["distinct masks"] = 2
+    (summary,) = summarise(rows)
+    assert summary["seeds"] == 3 and summary["k/λ"] == "k=5"
+    assert summary["TPR"] == pytest.approx(60.0)
+    assert summary["TPR SE"] == pytest.approx(10.0 / math.sqrt(3))
+    assert summary["CFSR SE"] == 0.0
+    assert summary["TPR (paper)"] == 98.4  # REAL-X Table 1, S1
+    assert summary["eACC (mask)"] == 0.5 and "eACC (mask) (paper)" not in summary
+    # A metric a method has not (TRUTH's ACC) stays NaN.
+    for row in rows:
+        row["ACC"] = math.nan
+    assert math.isnan(summarise(rows)[0]["ACC"])
+
+
+def check_claims(summary: list[dict], differences: list[dict]) -> None:
+    """The claims of REAL-X Table 1, and LEX's, that the default seeds study bears out (seeds
+    0-4; see results/realx-table1-seeds/results.md). "Below" is a one-sided t-test at 5 % on
+    the seeds. Not borne out, hence not asserted: LEX-MI's eACC at k = 5 on S3 under the
+    paper's 0-imputed EVAL-X (76.2 % against REAL-X's 77.9 %, 1.7 ± 0.4 points lower; the same
+    evaluator gives the ground truth itself 77.2 %)."""
+    by_key = {(r["dataset"], r["method"]): r for r in summary}
+    seeds = by_key[("S1", "REAL-X")]["seeds"]
+    critical = student_t.ppf(0.95, seeds - 1)
+    for dataset in ("S1", "S2", "S3"):
+        realx = by_key[(dataset, "REAL-X")]
+        # REAL-X selects x11 for every instance (paper: 100.0 on S1-S3) ...
+        assert realx["CFSR"] >= 99.0
+        # ... L2X and INVASE do not (paper: 24.3 / 31.2 / 61.5 and 41.1 / 47.2 / 37.6).
+        for method in ("L2X", "INVASE"):
+            other = by_key[(dataset, method)]
+            se = math.hypot(realx["CFSR SE"], other["CFSR SE"])
+            assert realx["CFSR"] - other["CFSR"] > critical * se
+    verdict = {(d["dataset"], d["comparison"], d["metric"]): d["verdict"] for d in differences}
+    lex, matched = "LEX-MI − REAL-X", f"{MATCHED} − REAL-X"
+    for dataset in ("S1", "S2", "S3"):
+        # LEX-MI's TPR is at least REAL-X's at k = 5, and not significantly lower at REAL-X's
+        # own selection size.
+        assert verdict[(dataset, lex, "TPR")] == "≥ 0"
+        assert verdict[(dataset, matched, "TPR")] != "< 0"
+        # eACC no worse within noise: under the mask-aware evaluator on S1-S3, and under the
+        # paper's on S1 and S2 (S3: at the matched k only).
+        assert verdict[(dataset, lex, "eACC (mask)")] != "< 0"
+        assert verdict[(dataset, matched, "eACC (mask)")] != "< 0"
+        assert verdict[(dataset, matched, "eACC")] != "< 0"
+        if dataset != "S3":
+            assert verdict[(dataset, lex, "eACC")] != "< 0"
+        # The mask-aware evaluator puts the ground truth at or above REAL-X's selections.
+        assert verdict[(dataset, "TRUTH − REAL-X", "eACC (mask)")] == "≥ 0"
+
+
+@pytest.mark.slow
+def test_default_seeds_study_claims(tmp_path):
+    # The default study: 5 seeds × S1-S3 (about 45 minutes on two cores, two workers).
+    summary = run("realx-table1-seeds", tmp_path, quick=False, seed=0)
+    check_claims(summary, _read_csv(tmp_path / "differences.csv"))
