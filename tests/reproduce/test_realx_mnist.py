@@ -38,11 +38,6 @@ def quick(tmp_path_factory, mnist_root):
     return out, rows
 
 
-def _read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_reference_holds_the_papers_table():
     ref = reference()
     # Every cell of REAL-X Table 2 (FULL has no eACC / eAUROC / k).
@@ -70,9 +65,9 @@ def test_reference_file_names_its_source():
     assert all("Table 2" in row["source"] for row in rows)
 
 
-def test_quick_run_writes_every_method_beside_the_paper(quick):
+def test_quick_run_writes_every_method_beside_the_paper(quick, read_csv):
     out, rows = quick
-    table = _read_csv(out / "results.csv")
+    table = read_csv(out / "results.csv")
     assert [row["method"] for row in table] == [row["method"] for row in rows] == list(METHODS)
     ref = reference()
     for row in table:

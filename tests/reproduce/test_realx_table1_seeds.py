@@ -1,4 +1,3 @@
-import csv
 import math
 
 import pytest
@@ -16,16 +15,11 @@ def quick(tmp_path_factory):
     return out, rows
 
 
-def _read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def test_quick_run_writes_every_seed_method_and_dataset(quick):
+def test_quick_run_writes_every_seed_method_and_dataset(quick, read_csv):
     out, rows = quick
     for name in ("per_seed.csv", "results.csv", "results.md", "differences.csv", "settings.json"):
         assert (out / name).exists()
-    per_seed = _read_csv(out / "per_seed.csv")
+    per_seed = read_csv(out / "per_seed.csv")
     methods = [*METHODS[:-1], MATCHED, METHODS[-1]]
     expected = {(s, d, m) for s in ("0", "1") for d in ("S1", "S2", "S3") for m in methods}
     assert {(r["seed"], r["dataset"], r["method"]) for r in per_seed} == expected
@@ -35,7 +29,7 @@ def test_quick_run_writes_every_seed_method_and_dataset(quick):
         (d, m) for d in ("S1", "S2", "S3") for m in methods
     ]
     assert all(r["seeds"] == 2 for r in rows)
-    differences = _read_csv(out / "differences.csv")
+    differences = read_csv(out / "differences.csv")
     # Per dataset: LEX-MI at k = 5 and at the matched k in 3 metrics, TRUTH in 2.
     assert len(differences) == 3 * (3 + 3 + 2)
     assert {r["comparison"] for r in differences} == {
@@ -45,10 +39,10 @@ def test_quick_run_writes_every_seed_method_and_dataset(quick):
     assert "Paired differences" in markdown and "Seeds 0, 1" in markdown
 
 
-def test_seed_zero_gives_the_rows_of_the_single_run(quick):
+def test_seed_zero_gives_the_rows_of_the_single_run(quick, read_csv):
     # Seed 0's rows are what realx-table1 (the same settings, seed 0) writes for those methods.
     out, _ = quick
-    per_seed = [r for r in _read_csv(out / "per_seed.csv") if r["seed"] == "0"]
+    per_seed = [r for r in read_csv(out / "per_seed.csv") if r["seed"] == "0"]
     settings = SETTINGS["quick"]
     for dataset in ("s1", "s3"):
         single = run_dataset(dataset, settings, 0, "cpu", methods=METHODS)
@@ -175,7 +169,7 @@ def check_claims(summary: list[dict], differences: list[dict]) -> None:
 
 
 @pytest.mark.slow
-def test_default_seeds_study_claims(tmp_path):
+def test_default_seeds_study_claims(tmp_path, read_csv):
     # The default study: 5 seeds × S1-S3 (about 45 minutes on two cores, two workers).
     summary = run("realx-table1-seeds", tmp_path, quick=False, seed=0)
-    check_claims(summary, _read_csv(tmp_path / "differences.csv"))
+    check_claims(summary, read_csv(tmp_path / "differences.csv"))
