@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import multiprocessing
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -135,14 +136,13 @@ def _order(row: dict) -> tuple:
 
 # ---------------------------------------------------------------------------- statistics
 def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    # Mean and its standard error sd / √n over the finite values (NaN where undefined).
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return math.nan, math.nan
-    mean = sum(values) / len(values)
     if len(values) < 2:
-        return mean, math.nan
-    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(variance / len(values))
+        return values[0], math.nan
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
 def summarise(per_seed: Sequence[dict]) -> list[dict]:
