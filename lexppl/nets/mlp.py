@@ -16,7 +16,22 @@ class _FeatureBatchNorm(nn.BatchNorm1d):
     # BatchNorm1d over the last dimension, with every leading (particle, batch) dimension
     # pooled into the statistics: LEX predictors see (..., N, D) inputs.
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        rows = x.reshape(-1, x.shape[-1])
+        if self.training and rows.shape[0] == 1:
+            # One row has no variance (torch raises): normalise it by the running statistics,
+            # as in evaluation, and leave them unchanged. This is the last, short batch of an
+            # epoch whose size leaves a remainder of one.
+            normalised = nn.functional.batch_norm(
+                rows,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                training=False,
+                eps=self.eps,
+            )
+            return normalised.reshape(x.shape)
+        return super().forward(rows).reshape(x.shape)
 
 
 class MLP(nn.Sequential):

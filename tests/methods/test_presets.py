@@ -56,6 +56,12 @@ def test_preset_components_follow_the_papers():
     assert isinstance(m.model.likelihood, SoftTargetLikelihood)
     assert isinstance(m.model.mask_family(torch.zeros(1, 11)), KSubset)
     assert isinstance(m.model.imputer, ConstantImputer)
+    # L2X's synthetic code: batch normalisation in the approximator only, L2 1e-3.
+    assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.predictor)
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.selector)
+    assert m.fit_defaults["weight_decay"] == 1e-3
+    plain = l2x(11, 2, k=3, batch_norm=False).model.predictor
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in plain)
 
     m = invase(11, 2, lam=0.2)
     assert isinstance(m.bound, ReinforceBound) and m.bound.baseline_net is not None

@@ -43,3 +43,19 @@ def test_batch_norm_uses_running_statistics_in_eval_mode():
     x = torch.randn(4, 5)
     # Evaluation is per row: one instance's output does not depend on the others in its batch.
     torch.testing.assert_close(net(x)[:1], net(x[:1]))
+
+
+def test_batch_norm_in_training_takes_a_batch_of_one_row():
+    # An epoch whose size leaves a remainder of one ends on a one-row batch, which has no
+    # variance: it is normalised by the running statistics, which it leaves unchanged.
+    torch.manual_seed(2)
+    net = MLP(5, 2, (6,), batch_norm=True)
+    for _ in range(5):
+        net(torch.randn(64, 5))
+    norm = net[2]
+    before = norm.running_mean.clone(), norm.running_var.clone()
+    x = torch.randn(1, 1, 5)  # (particles, batch, features)
+    out = net(x)
+    torch.testing.assert_close((norm.running_mean, norm.running_var), before)
+    net.eval()
+    torch.testing.assert_close(out, net(x))
