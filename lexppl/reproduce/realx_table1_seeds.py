@@ -41,7 +41,6 @@ number of workers. ``out/per_seed.csv`` has every run's row with its seed, ``out
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -59,7 +58,7 @@ import torch
 from scipy.stats import t as student_t
 
 from lexppl.reproduce import realx_table1 as table1
-from lexppl.reproduce.report import markdown_table, write_results
+from lexppl.reproduce.report import markdown_table, write_csv, write_results
 
 __all__ = ["METHODS", "SETTINGS", "SeedSettings", "paired_differences", "run", "summarise"]
 
@@ -259,13 +258,6 @@ AUROCs. Per-seed rows in `per_seed.csv`.
 """
 
 
-def _write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> list[dict]:
     """
     Run REAL-X, L2X, INVASE, LEX-MI and TRUTH on S1–S3 for seeds ``seed, …, seed + n − 1`` and
@@ -305,8 +297,8 @@ def _write_report(
     diffs = paired_differences(per_seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "per_seed.csv", per_seed, ["seed", *table1._columns()])
-    _write_csv(out / "differences.csv", diffs, list(diffs[0]))
+    write_csv(out / "per_seed.csv", per_seed, ["seed", *table1._columns()])
+    write_csv(out / "differences.csv", diffs, list(diffs[0]))
     write_results(
         out, summary, _TITLE, _notes(s, quick, seeds, seconds, diffs), columns=_summary_columns()
     )

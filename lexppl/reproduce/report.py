@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["markdown_table", "write_results"]
+__all__ = ["markdown_table", "write_csv", "write_results"]
 
 
 def _cell(value) -> str:
@@ -30,6 +30,15 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -
     return "\n".join(lines)
 
 
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """Write ``rows`` to ``path`` as CSV with the given ``columns``: other keys are left out,
+    missing ones left empty."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_results(
     out: str | Path,
     rows: Sequence[dict],
@@ -45,11 +54,7 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows, columns)
     header = table.splitlines()[0].strip("| ").split(" | ")
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: row.get(key, "") for key in header})
+    write_csv(out / "results.csv", rows, header)
     markdown = f"# {title}\n\n{table}\n"
     if notes:
         markdown += f"\n{notes.strip()}\n"
