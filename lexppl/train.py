@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,7 @@ def fit(
     batch_size: int = 1000,
     lr: float = DEFAULT_LR,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    decayed_parameters: Callable[[LEX], Iterable[Tensor]] | None = None,
     freeze: Iterable[str] = (),
     guide: nn.Module | None = None,
     device: str | torch.device = "cpu",
@@ -102,7 +103,12 @@ def fit(
     :param x: inputs ``(n, ...)``; :param y: targets ``(n,)`` (class indices or values).
     :param int epochs: passes over the data.
     :param int batch_size: mini-batch size.
-    :param float lr: Adam learning rate (paper: 1e-4). :param float weight_decay: (paper: 1e-3).
+    :param float lr: Adam learning rate (paper: 1e-4). :param float weight_decay: (paper: 1e-3),
+        Adam's coupled decay, which adds ``weight_decay * p`` to each gradient: an L2 penalty
+        :math:`\tfrac{1}{2}\,\text{weight\_decay}\,\|p\|^2` per datum.
+    :param decayed_parameters: a function of ``model`` returning the parameters the decay
+        reaches (e.g. only the weight matrices, as a Keras ``kernel_regularizer`` does); the
+        others, and those of ``guide``, are not decayed. Default: every trained parameter.
     :param freeze: names of LEX parts kept fixed, e.g. ``("predictor",)`` for the fixed-θ regime.
     :param guide: a proposal module (e.g. :class:`~lexppl.guides.MaskProposal`) used instead of
         the prior proposal ``model.guide``; its parameters are trained too.
@@ -164,12 +170,16 @@ def fit(
     if guide is not None:
         guide.to(device)
     proposal_params = list(guide.parameters()) if guide is not None else []
-    groups = [
-        {
-            "params": [p for p in model.parameters() if p.requires_grad and p not in frozen]
-            + [p for p in proposal_params if p.requires_grad]
-        }
-    ]
+    trained = [p for p in model.parameters() if p.requires_grad and p not in frozen]
+    trained += [p for p in proposal_params if p.requires_grad]
+    if decayed_parameters is None:
+        groups = [{"params": trained}]
+    else:
+        decayed = {id(p) for p in decayed_parameters(model)}
+        groups = [
+            {"params": [p for p in trained if id(p) in decayed]},
+            {"params": [p for p in trained if id(p) not in decayed], "weight_decay": 0.0},
+        ]
     # The estimator's own parameters (control variates, learned baselines) train alongside,
     # without weight decay: it would bias them, and they are not part of the model.
     estimator_params = [p for p in bound.parameters() if p.requires_grad]
@@ -187,6 +197,7 @@ def fit(
         "batch_size": batch_size,
         "lr": lr,
         "weight_decay": weight_decay,
+        "decayed parameters": sum(p.numel() for p in groups[0]["params"]),
         "freeze": list(freeze),
         "seed": seed,
         "device": str(device),

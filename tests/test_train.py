@@ -172,3 +172,32 @@ def test_pretraining_masks_whole_groups_of_an_image_model():
     per_patch = dropped.sum((3, 5))  # each patch all dropped (4) or all kept (0)
     assert ((per_patch == 0) | (per_patch == 4)).all()
     assert 0 < dropped.mean() < 1
+
+
+def _shrunk_after_one_strong_decay_step(**fit_kwargs):
+    # With weight decay far above the loss gradient, Adam's first step moves every decayed
+    # entry by lr towards 0; an entry the decay does not reach follows the loss alone.
+    x, y = data()
+    model = make_model()
+    first, last = model.selector[0].weight, model.selector[-1].weight
+    before = [first.detach().abs(), last.detach().abs()]
+    fit(
+        model,
+        PathwiseBound(2),
+        x,
+        y,
+        epochs=1,
+        batch_size=len(y),
+        lr=1e-4,
+        weight_decay=1e4,
+        **fit_kwargs,
+    )
+    return [(p.detach().abs() < b).all().item() for p, b in zip((first, last), before)]
+
+
+def test_decayed_parameters_limit_weight_decay_to_the_parameters_it_returns():
+    assert _shrunk_after_one_strong_decay_step() == [True, True]
+    only_first = _shrunk_after_one_strong_decay_step(
+        decayed_parameters=lambda model: [model.selector[0].weight]
+    )
+    assert only_first == [True, False]

@@ -56,10 +56,15 @@ def test_preset_components_follow_the_papers():
     assert isinstance(m.model.likelihood, SoftTargetLikelihood)
     assert isinstance(m.model.mask_family(torch.zeros(1, 11)), KSubset)
     assert isinstance(m.model.imputer, ConstantImputer)
-    # L2X's synthetic code: batch normalisation in the approximator only, L2 1e-3.
+    # L2X's synthetic code: batch normalisation in the approximator only; Keras L2 1e-3 (Adam
+    # decay 2e-3) on the dense layers' weight matrices but the selector's output layer.
     assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.predictor)
     assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.selector)
-    assert m.fit_defaults["weight_decay"] == 1e-3
+    assert m.fit_defaults["weight_decay"] == 2e-3
+    decayed = {id(p) for p in m.fit_defaults["decayed_parameters"](m.model)}
+    dense = [layer for layer in m.model.modules() if isinstance(layer, torch.nn.Linear)]
+    kernels = [layer.weight for layer in dense if layer is not m.model.selector[-1]]
+    assert decayed == {id(w) for w in kernels} and len(kernels) == 5
     plain = l2x(11, 2, k=3, batch_norm=False).model.predictor
     assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in plain)
 
