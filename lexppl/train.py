@@ -21,6 +21,7 @@ from lexppl.distributions import IndependentBernoulli
 from lexppl.infer.bound import ImportanceWeightedBound
 from lexppl.infer.reinforce import ReinforceBound
 from lexppl.models.lex import LEX
+from lexppl.nets.mode import eval_mode
 
 __all__ = ["FitResult", "fit", "pretrain_predictor"]
 
@@ -56,8 +57,9 @@ def _check_targets_in_support(model: LEX, x: Tensor, y: Tensor, device) -> None:
     if y.is_floating_point() or y.numel() == 0:
         return
     rows = torch.stack([y.argmin(), y.argmax()])
+    # In eval mode, so that this two-row trace leaves batch norm statistics as they were.
     try:
-        with torch.no_grad(), pyro.validation_enabled(True):
+        with torch.no_grad(), pyro.validation_enabled(True), eval_mode(model):
             trace = pyro.poutine.trace(model.model).get_trace(
                 x[rows].to(device), y[rows].to(device)
             )
@@ -109,7 +111,8 @@ def fit(
     :param decayed_parameters: a function of ``model`` returning the parameters the decay
         reaches (e.g. only the weight matrices, as a Keras ``kernel_regularizer`` does); the
         others, and those of ``guide``, are not decayed. Default: every trained parameter.
-    :param freeze: names of LEX parts kept fixed, e.g. ``("predictor",)`` for the fixed-θ regime.
+    :param freeze: names of LEX parts kept fixed, e.g. ``("predictor",)`` for the fixed-θ regime;
+        they also run in eval mode (batch norm statistics kept, dropout off).
     :param guide: a proposal module (e.g. :class:`~lexppl.guides.MaskProposal`) used instead of
         the prior proposal ``model.guide``; its parameters are trained too.
     :param device: ``"cpu"``, ``"cuda"``, ...
@@ -240,6 +243,10 @@ def fit(
         bar = tqdm(range(start, epochs), disable=not show, desc="lex", unit="epoch")
         for epoch in bar:
             model.train()
+            # A frozen part is a fixed function: its batch norm keeps its running statistics
+            # and its dropout is off, as Keras does for a non-trainable layer.
+            for part in freeze:
+                getattr(model, part).eval()
             order = torch.randperm(n, generator=shuffle)
             total, started = torch.zeros((), device=device), time.perf_counter()
             for begin in range(0, n, batch_size):

@@ -99,6 +99,25 @@ def test_training_reduces_the_loss_and_freeze_keeps_a_part_fixed():
     assert result.losses[-1] < result.losses[0]
 
 
+def test_a_frozen_predictor_keeps_its_batch_norm_statistics():
+    # Freezing makes the predictor a fixed function: in train mode its batch norm would
+    # normalise by the batch and overwrite a black box's running statistics.
+    x, y = data(256)
+    torch.manual_seed(0)
+    model = LEX(
+        MLP(D, D, (16,)),
+        MLP(D, 2, (16,), batch_norm=True),
+        GaussianImputer(),
+        functools.partial(KSubset, k=2),
+        CategoricalLikelihood(),
+    )
+    before = [b.clone() for b in model.predictor.buffers()]
+    fit(model, PathwiseBound(2), x, y, epochs=2, batch_size=64, freeze=("predictor",))
+    assert all(torch.equal(b, a) for b, a in zip(before, model.predictor.buffers()))
+    fit(model, PathwiseBound(2), x, y, epochs=1, batch_size=64)
+    assert not all(torch.equal(b, a) for b, a in zip(before, model.predictor.buffers()))
+
+
 def test_pretraining_on_random_masks_trains_only_the_predictor():
     x, y = data(256)
     model = make_model()

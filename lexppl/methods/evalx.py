@@ -26,6 +26,8 @@ computed per mask sample and then averaged over samples, as LEX does with 100 ma
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 from torch import Tensor, nn
 
@@ -102,6 +104,7 @@ class EvalX(nn.Module):
         seed: int = 0,
         *,
         weight_decay: float = 0.0,
+        decayed_parameters: Callable[[LEX], Iterable[Tensor]] | None = None,
         device: str | torch.device | None = None,
         progress: bool = False,
     ) -> EvalX:
@@ -116,6 +119,8 @@ class EvalX(nn.Module):
             (0./1. for a Bernoulli likelihood).
         :param int epochs: passes over the data. :param int batch_size: mini-batch size.
         :param float lr: Adam learning rate. :param float weight_decay: Adam weight decay.
+        :param decayed_parameters: the parameters the decay reaches, a function of the model
+            (:func:`lexppl.fit`); default: all of the predictor's.
         :param int seed: seeds the masks and the shuffling.
         :param device: where to train; default: where the predictor's parameters are.
         :param bool progress: show a progress bar.
@@ -145,6 +150,7 @@ class EvalX(nn.Module):
             batch_size=batch_size,
             lr=lr,
             weight_decay=weight_decay,
+            decayed_parameters=decayed_parameters,
             seed=seed,
             device=device,
             progress=progress,

@@ -19,6 +19,7 @@ from torch.distributions import Distribution
 
 from lexppl.imputers.base import Imputer
 from lexppl.models.lex import LEX
+from lexppl.nets.mode import eval_mode
 
 if TYPE_CHECKING:  # imported lazily at run time: lexppl.infer and lexppl.train import this package
     from lexppl.infer.bound import ImportanceWeightedBound
@@ -262,7 +263,7 @@ class BayesianLEX(LEX):
         enough). Needed before building an optimiser over ``parameters()`` or loading a
         ``state_dict`` into a fresh model; a no-op once done."""
         if not self.guide_initialized:
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(self):  # leaves batch norm statistics as they were
                 self.autoguide(x, y)
 
     def _check_guide(self) -> None:
@@ -523,6 +524,8 @@ def fit_bayesian(
     try:
         for epoch in bar:
             model.train()
+            for part in freeze:  # fixed functions: batch norm statistics kept, dropout off
+                getattr(model, part).eval()
             order = torch.randperm(n, generator=shuffle)
             total = torch.zeros((), device=device)
             for begin in range(0, n, batch_size):

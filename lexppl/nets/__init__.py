@@ -2,6 +2,7 @@
 
 from lexppl.nets.conv import ConvPredictor
 from lexppl.nets.mlp import MLP
+from lexppl.nets.mode import eval_mode
 from lexppl.nets.unet import UNet, UNetSelector
 
-__all__ = ["MLP", "ConvPredictor", "UNet", "UNetSelector"]
+__all__ = ["MLP", "ConvPredictor", "UNet", "UNetSelector", "eval_mode"]

@@ -50,6 +50,27 @@ def test_evalx_is_frozen_and_refuses_unfitted():
     assert not evalx.training
 
 
+def test_decayed_parameters_limit_the_decay_to_the_parameters_returned():
+    # One Adam step under a decay far above the loss gradient moves every decayed entry by lr
+    # towards 0; a parameter spared by ``decayed_parameters`` follows the loss alone.
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    torch.manual_seed(0)
+    evalx = EvalX(MLP(3, 2, hidden=(4,)))
+    first, last = evalx.predictor[0].weight, evalx.predictor[-1].weight
+    before_first, before_last = first.detach().clone(), last.detach().clone()
+    evalx.fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=16,
+        lr=1e-4,
+        weight_decay=1e4,
+        decayed_parameters=lambda model: [model.predictor[0].weight],
+    )
+    assert (first.abs() < before_first.abs()).all()
+    assert not (last.abs() < before_last.abs()).all()
+
+
 def test_predict_proba_shapes_and_vectorisation(s3_evalx):
     evalx, test = s3_evalx
     x = test.x[:50]

@@ -47,6 +47,21 @@ def make_model(**kwargs):
     )
 
 
+def test_a_frozen_predictor_keeps_its_batch_norm_statistics():
+    x, y = torch.randn(N, D), torch.randint(0, 2, (N,))
+    torch.manual_seed(0)
+    model = BayesianLEX(
+        MLP(D, D, (8,)),
+        MLP(D, 2, (8,), batch_norm=True),
+        GaussianImputer(),
+        functools.partial(KSubset, k=2),
+        CategoricalLikelihood(),
+    )
+    before = [b.clone() for b in model.predictor.buffers()]
+    fit_bayesian(model, PathwiseBound(2), x, y, epochs=2, batch_size=N, freeze=("predictor",))
+    assert all(torch.equal(b, a) for b, a in zip(before, model.predictor.buffers()))
+
+
 def sample_sites(trace):
     return {
         name: site

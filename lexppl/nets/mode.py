@@ -1,0 +1,28 @@
+"""A context in which a module runs in eval mode, each submodule's own mode restored after."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from torch import nn
+
+__all__ = ["eval_mode"]
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """
+    Run ``module`` in eval mode inside the block, then give every submodule back the mode it
+    had (``module.train(flag)`` would not: it sets one flag on all of them).
+
+    Used where the library traces a model outside training (checking targets, setting up a
+    guide), so that the trace leaves batch norm running statistics as they were.
+    """
+    modes = {sub: sub.training for sub in module.modules()}
+    module.eval()
+    try:
+        yield module
+    finally:
+        for sub, training in modes.items():
+            sub.training = training
