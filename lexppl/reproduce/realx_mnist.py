@@ -270,8 +270,13 @@ def _score(model: LEX, evaluators: dict[str, EvalX], x: Tensor, y: Tensor, devic
     evaluation = evaluators["EVAL-X"].score(x, y, masks)
     with_mask = evaluators["EVAL-X+mask"].score(x, y, masks)
     acc = accuracy(probs, y)
+    # A selection whose pixels are all 0 reaches the predictor as a blank image: under
+    # 0-imputation, which pixel was selected is then invisible.
+    lit = (x * masks).ne(0).any(-1).cpu()
     return {
         "acc": acc,
+        "dark": 1.0 - float(lit.float().mean()),
+        "acc_lit": accuracy(probs[lit], y[lit]) if lit.any() else None,
         "auroc": auroc(probs, y),
         "eacc": evaluation["eacc"],
         "eauroc": evaluation["eauroc"],
@@ -309,6 +314,8 @@ def _row(method: str, setting: str, scores: dict, ref: dict, seconds: float) -> 
         ("acc_se", "ACC SE"),
         ("eacc_se", "eACC SE"),
         ("eacc_mask_se", "eACC (mask) SE"),
+        ("dark", "dark selections"),
+        ("acc_lit", "ACC (lit)"),
     ]:
         value = scores.get(metric)
         row[label] = None if value is None else 100.0 * value
@@ -334,6 +341,8 @@ _COLUMNS = [
     "ACC SE",
     "eACC SE",
     "eACC (mask) SE",
+    "dark selections",
+    "ACC (lit)",
     "mean pixels selected",
     "distinct masks",
     "train s",
@@ -378,7 +387,10 @@ Ours beside the published numbers (REAL-X Table 2; Jethani et al., AISTATS 2021;
 `lexppl/reproduce/references/realx_mnist.csv`). ACC / eACC in %, AUROC / eAUROC micro-averaged
 one-vs-rest; "SE": binomial standard errors over the {s.n_test:,} test images; "distinct
 masks": how many different selections the method makes over the test images (few: the same
-pixels for every image, or a class code). "–": not applicable or not published.
+pixels for every image, or a class code). "dark selections": % of test images whose selected
+pixels are all 0; 0-imputed, the predictor then sees a blank image whichever pixels were
+selected, so a class sent by the position of a dark pixel is lost; "ACC (lit)": ACC on the
+other images. "–": not applicable or not published.
 
 Encoding signature: this run {verdict} it — L2X (k = 1) own ACC within 5 points of FULL:
 {signature["l2x_acc_high"]}; L2X eACC within 10 points of chance ({signature["chance_pct"]:.1f} %,
