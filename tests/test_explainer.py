@@ -5,6 +5,7 @@ from sklearn.datasets import load_breast_cancer
 
 from lexppl import LEXExplainer
 from lexppl.checkpoint import CheckpointError
+from lexppl.nets import MLP
 
 FAST = dict(
     epochs=2, batch_size=64, lr=1e-3, num_masks=2, selector_hidden=(16,), predictor_hidden=(16,)
@@ -169,6 +170,20 @@ def test_post_hoc_regimes(cancer, regime):
     assert proba.shape == (8, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
     if regime != "surrogate":  # the black box is the fixed predictor
         assert explainer.model_.predictor.black_box is black_box
+
+
+@pytest.mark.parametrize("regime", ["self", "fixed-theta"])
+def test_a_black_box_with_batch_norm_is_left_as_it_was(cancer, regime):
+    # The black box is the fixed predictor: training the selector must not overwrite its
+    # batch norm statistics (it would, in train mode).
+    X, y = cancer
+    torch.manual_seed(0)
+    black_box = torch.nn.Sequential(MLP(X.shape[1], 2, (8,), batch_norm=True), torch.nn.Softmax(-1))
+    black_box.eval()
+    before = [b.clone() for b in black_box.buffers()]
+    labels = y if regime == "fixed-theta" else None
+    LEXExplainer(**FAST, k=3, regime=regime).fit(X, labels, black_box=black_box)
+    assert all(torch.equal(b, a) for b, a in zip(before, black_box.buffers()))
 
 
 def test_surrogate_post_hoc_on_an_sklearn_model(cancer, tmp_path):
