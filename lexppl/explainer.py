@@ -183,8 +183,8 @@ class LEXExplainer(BaseEstimator):
         ``task``) must stay at their defaults or equal the preset's value, else ``fit`` raises
         a ``ValueError`` naming them. The training settings (``epochs``, ``batch_size``,
         ``lr``, ``weight_decay``) and hidden sizes stay the explainer's, overriding the
-        papers' (AIL is then trained with Adam at ``lr``; L2X's decay still reaches only its
-        weight matrices); ``"rationale"`` keeps its recurrent networks.
+        papers' (AIL is then trained with Adam at ``lr``; L2X's and INVASE's decay still
+        reach only their weight matrices); ``"rationale"`` keeps its recurrent networks.
     coherence : float, default=2.0
         Rationale selection's continuity strength relative to ``l1`` (λ2 = l1 · coherence,
         Lei et al.'s code default 2); used by ``method="rationale"`` only.

@@ -269,7 +269,17 @@ def test_method_trains_exactly_the_preset(cancer):
     explainer = LEXExplainer(**PRESET, method="invase", l1=0.2, seed=3).fit(X, y)
     torch.manual_seed(3)
     preset = invase(30, 2, lam=0.2, selector_hidden=(16,), predictor_hidden=(16,))
-    preset.train(torch.as_tensor(X), torch.as_tensor(y), epochs=2, batch_size=64, lr=1e-3, seed=3)
+    # The explainer's training settings (its default weight_decay 1e-3 among them) override
+    # the preset's; the preset's decayed_parameters stay.
+    preset.train(
+        torch.as_tensor(X),
+        torch.as_tensor(y),
+        epochs=2,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=1e-3,
+        seed=3,
+    )
     assert type(explainer.model_.regularizer) is type(preset.model.regularizer)
     assert explainer.model_.regularizer.strength == 0.2
     assert np.allclose(explainer.explain(X), preset.model.importance(torch.as_tensor(X)).numpy())

@@ -409,7 +409,8 @@ frozen) + selector {s.realx_epochs}, L2X {s.l2x_epochs} (Concrete temperature τ
 markedly slower within this budget), INVASE {s.invase_epochs}, BASE-X {s.basex_epochs}. k / λ:
 the paper's selected values (Table 2), not re-tuned. Networks: selector MLP {s.selector_hidden},
 predictor, EVAL-X and FULL MLP {s.predictor_hidden}, ReLU (REAL-X example code; the paper says 3
-× 200 / 2 × 200).
+× 200 / 2 × 200); batch normalisation after each hidden layer of L2X's and INVASE's predictors
+and INVASE's baseline (their code).
 Explanations: each selector's mode (L2X: top 1; Bernoulli selectors: 1[π > 1/2]).
 Device {device}; total wall time {seconds / 60:.1f} min.
 """

@@ -465,7 +465,9 @@ samples with gradients through {_LEX_GRADIENT[s.lex_pathwise_method]}; the extra
 Networks: selector {s.selector_hidden}, predictor {s.predictor_hidden} (REAL-X example code;
 the paper says 3 × 200 / 2 × 200); LEX-MI {s.lex_selector_hidden} /
 {s.lex_predictor_hidden} (LEX App. D). Activation ReLU, except INVASE's
-{s.invase_activation.upper()} (INVASE's ICLR 2019 code on its Syn4–Syn6, which are S1–S3).
+{s.invase_activation.upper()} (INVASE's ICLR 2019 code on its Syn4–Syn6, which are S1–S3). Batch
+normalisation after each hidden layer of L2X's and INVASE's predictors and of INVASE's baseline
+(their code); none in REAL-X's, BASE-X's and LEX-MI's networks or in the evaluators.
 
 Each method is scored on one explanation per instance, its selector's mode (1[π > 1/2], or the
 top k); ACC / AUROC: the method's own predictor given it ({s.num_imputations} imputations

@@ -79,6 +79,12 @@ def test_preset_components_follow_the_papers():
     assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.model.selector)
     assert isinstance(m.model.regularizer, L1Penalty) and m.model.regularizer.strength == 0.2
     assert m.model.mask_family is IndependentBernoulli
+    # INVASE's code: Keras L2 1e-3 (Adam decay 2e-3) on every dense layer's weight matrix of
+    # the actor and the critic, output layers included.
+    assert m.fit_defaults["weight_decay"] == 2e-3
+    decayed = {id(p) for p in m.fit_defaults["decayed_parameters"](m.model)}
+    dense = [layer for layer in m.model.modules() if isinstance(layer, torch.nn.Linear)]
+    assert decayed == {id(layer.weight) for layer in dense} and len(dense) == 6
 
     m = realx(11, 2, pretrain_epochs=5)
     assert isinstance(m.bound, RebarBound) and m.pretrain_epochs == 5
