@@ -23,6 +23,12 @@ The penalty is always :class:`~lexppl.models.L1Penalty`, i.e. λ times the *mean
 probability over features (the scale of INVASE's and REAL-X's released code, on which their λ
 grids are set), not the paper equations' λ‖z‖₀ (notes §4.5).
 
+Every preset builds the papers' MLPs on flat inputs by default. ``selector=`` and
+``predictor=`` (INVASE: also ``baseline=``) replace them by any torch modules, and ``groups=``
+(a :class:`~lexppl.models.FeatureGroups`, e.g. :class:`~lexppl.models.PatchGrid`) puts the
+mask over groups of an image's pixels; ``num_features`` is then the number of groups, and the
+default MLPs see the flattened image.
+
 Two more presets live in their own modules: :func:`~lexppl.methods.rationale` (Lei et al. 2016:
 Bernoulli masks over sequence positions, :class:`~lexppl.models.RationalePenalty`, REINFORCE)
 and :func:`~lexppl.methods.ail` (AIL / MEED: the L2X model with the selector conditioned on the
@@ -42,6 +48,7 @@ alternating training loop). :class:`~lexppl.LEXExplainer` takes any of them by n
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +66,7 @@ from lexppl.infer import (
     ReinforceBound,
 )
 from lexppl.models import CategoricalLikelihood, L1Penalty, SoftTargetLikelihood
+from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX
 from lexppl.nets import MLP
 from lexppl.train import FitResult, fit, pretrain_predictor
@@ -157,6 +165,31 @@ def _check_epochs(pretrain_epochs: int) -> None:
         raise ValueError(f"Expected pretrain_epochs to be an int >= 0 but got {pretrain_epochs!r}.")
 
 
+def _check_groups(num_features: int, groups: FeatureGroups | None) -> None:
+    if groups is None:
+        return
+    if not isinstance(groups, FeatureGroups):
+        raise ValueError(f"groups must be a FeatureGroups object or None; got {groups!r}.")
+    if groups.num_groups != num_features:
+        raise ValueError(
+            f"num_features is the number of mask entries, {groups!r} has {groups.num_groups} "
+            f"groups, but num_features={num_features}."
+        )
+
+
+def _default_mlp(out_features, hidden, groups, num_features, activation="relu", batch_norm=False):
+    # The papers' MLP, on the flattened input when ``groups`` give it a shape.
+    shape = getattr(groups, "input_shape", None)
+    in_features = num_features if shape is None else math.prod(shape)
+    mlp = MLP(in_features, out_features, tuple(hidden), activation, batch_norm)
+    return mlp if shape is None or len(shape) == 1 else nn.Sequential(nn.Flatten(), mlp)
+
+
+def _check_module(name: str, net: nn.Module | None) -> None:
+    if net is not None and not isinstance(net, nn.Module):
+        raise ValueError(f"{name} must be a torch module or None; got {net!r}.")
+
+
 def _nets(
     num_features,
     num_classes,
@@ -164,11 +197,20 @@ def _nets(
     predictor_hidden,
     activation="relu",
     predictor_batch_norm=False,
+    selector=None,
+    predictor=None,
+    groups=None,
 ):
-    selector = MLP(num_features, num_features, tuple(selector_hidden), activation)
-    predictor = MLP(
-        num_features, num_classes, tuple(predictor_hidden), activation, predictor_batch_norm
-    )
+    """The given selector and predictor, or the papers' MLPs in their place."""
+    _check_groups(num_features, groups)
+    _check_module("selector", selector)
+    _check_module("predictor", predictor)
+    if selector is None:
+        selector = _default_mlp(num_features, selector_hidden, groups, num_features, activation)
+    if predictor is None:
+        predictor = _default_mlp(
+            num_classes, predictor_hidden, groups, num_features, activation, predictor_batch_norm
+        )
     return selector, predictor
 
 
@@ -178,7 +220,8 @@ _DENSE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # Keras's layers with a "
 def _dense_kernels(model: LEX, selector_output: bool) -> list[Tensor]:
     """The weight matrices of the selector's and the predictor's dense layers (what a Keras
     ``kernel_regularizer`` reaches; no biases, no batch norm), without the selector's output
-    layer unless ``selector_output``."""
+    layer unless ``selector_output``. The output layer is the selector's last dense module in
+    registration order (the last layer of an MLP)."""
     kernels = []
     for part in (model.selector, model.predictor):
         dense = [m.weight for m in part.modules() if isinstance(m, _DENSE)]
@@ -208,6 +251,9 @@ def l2x(
     predictor_hidden: Sequence[int] = (200, 200),
     activation: str = "relu",
     batch_norm: bool = True,
+    selector: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
     L2X (Chen et al. 2018) as a LEX model.
@@ -239,12 +285,28 @@ def l2x(
         on its additive and switch data, ReLU on XOR and orange skin.
     :param bool batch_norm: batch normalisation in the predictor (the code's; off for a plain
         MLP).
+    :param selector: replaces the default selector MLP: a module mapping ``x`` to mask logits
+        ``(N, num_features)``.
+    :param predictor: replaces the default predictor MLP (``batch_norm`` and ``activation``
+        then apply to the selector's default only): a module mapping imputed inputs to class
+        logits ``(N, num_classes)``.
+    :param groups: a :class:`~lexppl.models.FeatureGroups` to select groups of an image's
+        pixels (``num_features`` is then ``groups.num_groups``); ``None``: one mask entry per
+        feature of flat inputs.
     """
     _check_sizes(num_features, num_classes)
     _check_k(k, num_features)
     _check_positive("temperature", temperature)
     selector, predictor = _nets(
-        num_features, num_classes, selector_hidden, predictor_hidden, activation, batch_norm
+        num_features,
+        num_classes,
+        selector_hidden,
+        predictor_hidden,
+        activation,
+        predictor_batch_norm=batch_norm,
+        selector=selector,
+        predictor=predictor,
+        groups=groups,
     )
     model = LEX(
         selector,
@@ -252,6 +314,7 @@ def l2x(
         ConstantImputer(0.0),
         functools.partial(KSubset, k=k),
         SoftTargetLikelihood(),
+        groups=groups,
     )
     bound = ConcreteBound(num_masks=1, temperature=temperature, method="max_of_k")
     defaults = dict(lr=1e-3, weight_decay=2e-3, decayed_parameters=_l2x_kernels, batch_size=1000)
@@ -266,6 +329,10 @@ def invase(
     predictor_hidden: Sequence[int] = (200, 200),
     baseline_hidden: Sequence[int] = (200, 200),
     activation: str = "relu",
+    selector: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    baseline: nn.Module | None = None,
+    groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
     INVASE (Yoon et al. 2019) as a LEX model.
@@ -301,11 +368,24 @@ def invase(
     :param float lam: penalty strength λ >= 0.
     :param str activation: ``"relu"``, ``"selu"``, ``"elu"`` or ``"tanh"``
         (:class:`~lexppl.nets.MLP`).
+    :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``.
+    :param baseline: replaces the default baseline MLP: a module mapping the full input ``x``
+        to class logits ``(N, num_classes)``.
     """
     _check_sizes(num_features, num_classes)
     _check_positive("lam", lam, allow_zero=True)
-    selector = MLP(num_features, num_features, tuple(selector_hidden), activation)
-    predictor = MLP(num_features, num_classes, tuple(predictor_hidden), activation, True)
+    _check_module("baseline", baseline)
+    selector, predictor = _nets(
+        num_features,
+        num_classes,
+        selector_hidden,
+        predictor_hidden,
+        activation,
+        predictor_batch_norm=True,
+        selector=selector,
+        predictor=predictor,
+        groups=groups,
+    )
     model = LEX(
         selector,
         predictor,
@@ -313,8 +393,12 @@ def invase(
         IndependentBernoulli,
         CategoricalLikelihood(),
         regularizer=L1Penalty(lam),
+        groups=groups,
     )
-    baseline = MLP(num_features, num_classes, tuple(baseline_hidden), activation, True)
+    if baseline is None:
+        baseline = _default_mlp(
+            num_classes, baseline_hidden, groups, num_features, activation, batch_norm=True
+        )
     bound = ReinforceBound(
         num_masks=1, baseline_net=baseline, baseline_likelihood=CategoricalLikelihood()
     )
@@ -322,10 +406,12 @@ def invase(
     return Method("invase", model, bound, defaults, num_classes=num_classes)
 
 
-def _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden):
+def _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden, nets):
     _check_sizes(num_features, num_classes)
     _check_positive("lam", lam, allow_zero=True)
-    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    selector, predictor = _nets(
+        num_features, num_classes, selector_hidden, predictor_hidden, **nets
+    )
     model = LEX(
         selector,
         predictor,
@@ -333,6 +419,7 @@ def _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hid
         IndependentBernoulli,
         CategoricalLikelihood(),
         regularizer=L1Penalty(lam),
+        groups=nets["groups"],
     )
     return model, RebarBound.realx(num_masks=1)
 
@@ -344,6 +431,9 @@ def realx(
     pretrain_epochs: int = 1000,
     selector_hidden: Sequence[int] = (100, 100),
     predictor_hidden: Sequence[int] = (200, 200),
+    selector: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
     REAL-X (Jethani et al. 2021) as a LEX model.
@@ -374,11 +464,15 @@ def realx(
 
     :param int pretrain_epochs: epochs of predictor pre-training (> 0); override in
         :meth:`Method.train` with ``pretrain_epochs=...``.
+    :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``.
     """
     _check_epochs(pretrain_epochs)
     if pretrain_epochs == 0:
         raise ValueError("REAL-X needs a pre-trained predictor: pretrain_epochs must be >= 1.")
-    model, bound = _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden)
+    nets = dict(selector=selector, predictor=predictor, groups=groups)
+    model, bound = _rebar_method(
+        num_features, num_classes, lam, selector_hidden, predictor_hidden, nets
+    )
     defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
     return Method("realx", model, bound, defaults, pretrain_epochs, num_classes=num_classes)
 
@@ -389,6 +483,9 @@ def basex(
     lam: float = 0.1,
     selector_hidden: Sequence[int] = (100, 100),
     predictor_hidden: Sequence[int] = (200, 200),
+    selector: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
     BASE-X (Jethani et al. 2021, §5), REAL-X's control, as a LEX model.
@@ -398,8 +495,13 @@ def basex(
     selector on the selector's own samples :math:`m(x, s)` rather than on Bernoulli(1/2)
     masks (notes §1.5: "in effect INVASE with REBAR"; LEX Table 1: Free In-Situ). Our reading:
     one joint fit of both networks on the REBAR bound, no pre-training.
+
+    :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``.
     """
-    model, bound = _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden)
+    nets = dict(selector=selector, predictor=predictor, groups=groups)
+    model, bound = _rebar_method(
+        num_features, num_classes, lam, selector_hidden, predictor_hidden, nets
+    )
     defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
     return Method("basex", model, bound, defaults, num_classes=num_classes)
 
@@ -417,6 +519,10 @@ def lex_multiple_imputation(
     selector_hidden: Sequence[int] = (200, 200),
     predictor_hidden: Sequence[int] = (200, 200, 200),
     pathwise_method: str = "relaxed",
+    soft_targets: bool = False,
+    selector: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
     LEX with multiple imputation by independent Gaussians (Senetaire et al. 2023, §4.1).
@@ -435,6 +541,13 @@ def lex_multiple_imputation(
     (SIMPLE-style, see :class:`~lexppl.infer.PathwiseBound`). Networks: 2 × 200
     selector, 3 × 200 predictor; Adam, lr 1e-4, weight decay 1e-3, batch 1000 (App. D).
     Selector and predictor are trained jointly (In-Situ).
+
+    :param bool soft_targets: train on class probabilities ``(N, C)``, e.g. a black box's
+        (surrogate post-hoc regime), with :class:`~lexppl.models.SoftTargetLikelihood`;
+        class indices are one-hot encoded. ``False``: class indices ``(N,)``.
+    :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``. For images, give
+        ``loc`` and ``scale`` of the input's shape, or fit them with
+        ``method.model.imputer.fit(x)``.
     """
     _check_sizes(num_features, num_classes)
     if (k is None) == (lam is None):
@@ -449,17 +562,36 @@ def lex_multiple_imputation(
     else:
         _check_positive("lam", lam, allow_zero=True)
         family, regularizer = IndependentBernoulli, L1Penalty(lam)
-    selector, predictor = _nets(num_features, num_classes, selector_hidden, predictor_hidden)
+    if not isinstance(soft_targets, bool):
+        raise ValueError(f"Expected soft_targets to be a bool but got {soft_targets!r}.")
+    selector, predictor = _nets(
+        num_features,
+        num_classes,
+        selector_hidden,
+        predictor_hidden,
+        selector=selector,
+        predictor=predictor,
+        groups=groups,
+    )
+    likelihood = SoftTargetLikelihood() if soft_targets else CategoricalLikelihood()
     model = LEX(
         selector,
         predictor,
         GaussianImputer(loc, scale),
         family,
-        CategoricalLikelihood(),
+        likelihood,
         regularizer=regularizer,
+        groups=groups,
     )
     bound = PathwiseBound(
         num_masks, num_imputations, temperature=temperature, method=pathwise_method
     )
     defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
-    return Method("lex_multiple_imputation", model, bound, defaults, num_classes=num_classes)
+    return Method(
+        "lex_multiple_imputation",
+        model,
+        bound,
+        defaults,
+        soft_targets=soft_targets,
+        num_classes=num_classes,
+    )

@@ -9,7 +9,7 @@ from lexppl.distributions import IndependentBernoulli, KSubset
 from lexppl.imputers import ConstantImputer, GaussianImputer
 from lexppl.infer import ConcreteBound, PathwiseBound, RebarBound, ReinforceBound
 from lexppl.methods import EvalX, basex, invase, l2x, lex_multiple_imputation, realx
-from lexppl.models import CategoricalLikelihood, L1Penalty, SoftTargetLikelihood
+from lexppl.models import CategoricalLikelihood, L1Penalty, PatchGrid, SoftTargetLikelihood
 from lexppl.nets import MLP
 
 SMALL = dict(selector_hidden=(16,), predictor_hidden=(16,))
@@ -151,6 +151,11 @@ def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):
         lambda: lex_multiple_imputation(11, 2, k=2, lam=0.1),
         lambda: lex_multiple_imputation(11, 2, k=20),
         lambda: lex_multiple_imputation(11, 2, k=2, num_masks=0),
+        lambda: lex_multiple_imputation(11, 2, k=2, soft_targets=1),
+        lambda: l2x(11, 2, k=2, groups=PatchGrid((1, 8, 8), 4)),  # 4 groups, not 11
+        lambda: basex(11, 2, groups="patches"),
+        lambda: realx(11, 2, selector="mlp"),
+        lambda: invase(11, 2, baseline=lambda x: x),
     ],
 )
 def test_bad_arguments_raise_value_error(build):
@@ -164,6 +169,63 @@ def test_l2x_rejects_soft_targets_of_the_wrong_shape(s3):
         method.train(s3.x, torch.ones(len(s3.x), 3) / 3, epochs=1)
     with pytest.raises(ValueError):
         method.train(s3.x, s3.y.float(), epochs=1)
+
+
+IMAGE = (1, 8, 8)
+IMAGE_PRESETS = {
+    "l2x": lambda g: l2x(g.num_groups, 3, k=2, groups=g, **SMALL),
+    "invase": lambda g: invase(g.num_groups, 3, baseline_hidden=(16,), groups=g, **SMALL),
+    "realx": lambda g: realx(g.num_groups, 3, pretrain_epochs=1, groups=g, **SMALL),
+    "basex": lambda g: basex(g.num_groups, 3, groups=g, **SMALL),
+    "lex": lambda g: lex_multiple_imputation(g.num_groups, 3, k=2, num_masks=2, groups=g, **SMALL),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_PRESETS))
+def test_preset_selects_patches_of_images(name):
+    torch.manual_seed(0)
+    x, y = torch.rand(60, *IMAGE), torch.randint(0, 3, (60,))
+    groups = PatchGrid(IMAGE, 4)  # four 4x4 patches
+    method = IMAGE_PRESETS[name](groups)
+    result = method.train(x, y, epochs=1, batch_size=30)
+    assert all(math.isfinite(loss) for loss in result.losses)
+    assert method.model.mask_distribution(x[:5]).sample().shape == (5, 4)
+    assert method.model.predict(x[:5], num_samples=2).shape == (5, 3)
+    # A mask over patches reaches the image: with patch 0 alone selected, the predictor sees
+    # that patch and the imputation elsewhere.
+    z = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).expand(5, 4)
+    trace = pyro.poutine.trace(
+        pyro.poutine.condition(method.model.model, data={"mask": z})
+    ).get_trace(x[:5])
+    seen = trace.nodes["imputation"]["value"]
+    assert seen.shape == (5, *IMAGE)
+    assert torch.equal(seen[..., :4, :4], x[:5, :, :4, :4])
+    if name != "lex":  # 0-imputation
+        assert (seen[..., 4:, :] == 0).all() and (seen[..., :4, 4:] == 0).all()
+
+
+def test_presets_use_the_given_networks():
+    selector, predictor, baseline = MLP(11, 11, (8,)), MLP(11, 2, (8,)), MLP(11, 2, (8,))
+    nets = dict(selector=selector, predictor=predictor)
+    for method in [
+        l2x(11, 2, k=2, **nets),
+        realx(11, 2, **nets),
+        basex(11, 2, **nets),
+        lex_multiple_imputation(11, 2, k=2, **nets),
+        invase(11, 2, baseline=baseline, **nets),
+    ]:
+        assert method.model.selector is selector and method.model.predictor is predictor
+    assert method.bound.baseline_net is baseline
+
+
+def test_lex_multiple_imputation_trains_on_soft_targets(s3):
+    torch.manual_seed(0)
+    method = lex_multiple_imputation(11, 2, k=3, num_masks=2, soft_targets=True, **SMALL)
+    assert isinstance(method.model.likelihood, SoftTargetLikelihood)
+    assert torch.equal(method.targets(s3.y[:4]), torch.nn.functional.one_hot(s3.y[:4], 2).float())
+    p = torch.rand(len(s3.x), 1)
+    result = method.train(s3.x, torch.cat([1 - p, p], 1), epochs=1, batch_size=250)
+    assert all(math.isfinite(loss) for loss in result.losses)
 
 
 def _encoding_problem(n, seed):
