@@ -42,19 +42,17 @@ L = 4  # masks per datum for every estimator
 
 
 def estimators(family_name: str, num_features: int):
-    """Estimator name -> bound, for one mask family (REBAR/RELAX need Bernoulli masks)."""
-    table = {
+    """Estimator name -> bound, for one mask family (every estimator takes both families)."""
+    return {
         "reinforce": lambda: ReinforceBound(L),
         "vimco": lambda: VimcoBound(L),
         "pathwise": lambda: PathwiseBound(L),
         "simple": lambda: PathwiseBound(L, method="marginal"),
         "concrete": lambda: ConcreteBound(L),
+        "rebar": lambda: RebarBound(L),
+        "rebar-realx": lambda: RebarBound.realx(L),
+        "relax": lambda: RelaxBound(L, num_features=num_features),
     }
-    if family_name == "bernoulli":
-        table["rebar"] = lambda: RebarBound(L)
-        table["rebar-realx"] = lambda: RebarBound.realx(L)
-        table["relax"] = lambda: RelaxBound(L, num_features=num_features)
-    return table
 
 
 def problem_128(n: int, seed: int = 0):

@@ -210,7 +210,7 @@ class LEXExplainer(BaseEstimator):
         paper's straight-through estimator through the relaxation, ``"simple"`` the
         straight-through estimator through the exact marginals (``PathwiseBound(method=
         "marginal")``), ``"reinforce"``, ``"vimco"`` (``num_masks >= 2``), ``"rebar"`` and
-        ``"relax"`` (Bernoulli masks) are unbiased, ``"concrete"`` trains on soft masks
+        ``"relax"`` are unbiased, ``"concrete"`` trains on soft masks
         (constant imputation only), ``"enumerate"`` sums over every mask (few features only).
     num_masks, num_imputations : int, default=10, 1
         Importance samples L and K of the bound.

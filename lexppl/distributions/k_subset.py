@@ -278,6 +278,24 @@ class KSubset(TorchDistribution):
         log_marginals = self._centered_logits + others - self._centered_log_normalizer.unsqueeze(-1)
         return log_marginals.exp().to(self.logits.dtype)
 
+    @lazy_property
+    def sequential_logits(self) -> Tensor:
+        r"""
+        Logits of the exact sequential sampler: ``A[..., d, j]`` is
+        :math:`\mathrm{logit}\, P(Z_d = 1 \mid j \text{ of the } k \text{ ones are left for
+        features } d, \dots, D-1) = \ell_d + \log e_{j-1}(w_{d+1:D}) - \log e_j(w_{d+1:D})`,
+        shape ``batch_shape + (D, k + 1)``, in the precision of the tables and differentiable
+        w.r.t. the logits. Forced steps hold large finite values: ``j = 0`` a large negative
+        one, ``j`` equal to the number of features left a large positive one. REBAR for k-subset
+        masks (:func:`~lexppl.infer.rebar.k_subset_rebar_noise`) draws its masks with these.
+        """
+        if self._root is not None:
+            return self._broadcast_from_root("sequential_logits", 2)
+        after = self._suffix_table[..., 1:, :]  # log e_j(w_{d+1:D}), (D, k + 1)
+        pad = torch.full_like(after[..., :1], _neg_big(after.dtype))
+        one_less = torch.cat([pad, after[..., :-1]], dim=-1)  # log e_{j-1}(w_{d+1:D})
+        return self._centered_logits.unsqueeze(-1) + one_less - after
+
     # ----- distribution API -----
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -294,20 +312,15 @@ class KSubset(TorchDistribution):
         shape = self._extended_shape(sample_shape)
         D, k = self.num_features, self.k
         with torch.no_grad():
-            logits = self._centered_logits.detach()
-            table = self._suffix_table.detach()
+            table = self.sequential_logits.detach()
             table = table.expand(shape[:-1] + table.shape[-2:])
-            logits = logits.expand(shape)
-            uniforms = torch.rand(shape, dtype=logits.dtype, device=logits.device)
-            out = torch.empty(shape, dtype=self.logits.dtype, device=logits.device)
-            left = torch.full(shape[:-1], k, dtype=torch.long, device=logits.device)
+            uniforms = torch.rand(shape, dtype=table.dtype, device=table.device)
+            logistic = uniforms.log() - (-uniforms).log1p()
+            out = torch.empty(shape, dtype=self.logits.dtype, device=table.device)
+            left = torch.full(shape[:-1], k, dtype=torch.long, device=table.device)
             for d in range(D):
-                j = left.unsqueeze(-1)
-                log_num = logits[..., d] + table[..., d + 1, :].gather(
-                    -1, (j - 1).clamp(min=0)
-                ).squeeze(-1)
-                log_den = table[..., d, :].gather(-1, j).squeeze(-1)
-                take = (uniforms[..., d] < torch.exp(log_num - log_den)) & (left > 0)
+                logit = table[..., d, :].gather(-1, left.unsqueeze(-1)).squeeze(-1)
+                take = (logistic[..., d] < logit) & (left > 0)  # u < P(Z_d = 1 | left)
                 take = take | (left >= D - d)  # all remaining features are needed
                 out[..., d] = take.to(out.dtype)
                 left = left - take.long()

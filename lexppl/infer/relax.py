@@ -1,4 +1,4 @@
-"""RELAX: REBAR with a learned control variate (Grathwohl et al. 2018), for Bernoulli masks."""
+"""RELAX: REBAR with a learned control variate (Grathwohl et al. 2018)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ class RelaxBound(RebarBound):
     r"""
     The LEX bound :math:`\mathcal L_{L,K}` with the RELAX gradient estimator (Grathwohl et al.
     2018, §3.3 and App. "discrete" version) for
-    :class:`~lexppl.distributions.IndependentBernoulli` masks. It is :class:`RebarBound` with a
+    :class:`~lexppl.distributions.IndependentBernoulli` and
+    :class:`~lexppl.distributions.KSubset` masks. It is :class:`RebarBound` with a
     learned control variate
 
     .. math::

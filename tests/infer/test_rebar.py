@@ -14,7 +14,7 @@ from lexppl.data import load
 from lexppl.distributions import IndependentBernoulli, KSubset
 from lexppl.imputers import ConstantImputer
 from lexppl.infer import RebarBound, ReinforceBound
-from lexppl.infer.rebar import conditional_logistic, rebar_noise
+from lexppl.infer.rebar import conditional_logistic, k_subset_rebar_noise, rebar_noise
 from lexppl.metrics import control_flow_rate, false_discovery_rate, true_positive_rate
 from lexppl.models import CategoricalLikelihood, L1Penalty
 from lexppl.nets import MLP
@@ -57,6 +57,37 @@ def test_conditional_relaxation_agrees_with_the_hard_mask_and_has_the_right_law(
     assert (diff.abs() <= 4 * se).all(), diff
 
 
+def test_k_subset_noise_draws_exact_masks_and_a_conditional_of_the_right_law():
+    torch.manual_seed(0)
+    logits = torch.tensor([-2.0, 0.5, 1.0, 3.0, 0.0, -40.0]).expand(R, 6)
+    dist = KSubset(logits, k=2)
+    z, z_relaxed, z_conditional = k_subset_rebar_noise(dist, 0.5)
+    assert torch.isfinite(z_conditional).all() and torch.isfinite(z_relaxed).all()
+    assert (z.sum(-1) == 2).all()
+    # every one of the C(6, 2) masks with its exact probability, within 4 standard errors
+    support = dist.enumerate_support(expand=False).reshape(-1, 6)
+    p = KSubset(logits[:1], k=2).log_prob(support).exp()
+    frequency = (z.unsqueeze(1) == support).all(-1).float().mean(0)
+    assert ((frequency - p).abs() <= 4 * (p * (1 - p) / R).sqrt().clamp_min(1e-4)).all()
+    # z~ given z has the law of z^ given z, so z~ and z^ share their marginal mean
+    diff = z_relaxed.mean(0) - z_conditional.mean(0)
+    se = (z_relaxed.var(0) / R + z_conditional.var(0) / R).sqrt().clamp_min(1e-6)
+    assert (diff.abs() <= 4 * se).all(), diff
+    # a continuous relaxation that approaches the hard masks as the temperature falls
+    agree = []
+    for tau in (0.5, 0.01):
+        hard, relaxed, _ = k_subset_rebar_noise(dist, tau)
+        agree.append(((relaxed > 0.5) == (hard > 0.5)).all(-1).float().mean())
+    assert agree[0] < agree[1] and agree[1] > 0.98, agree
+
+
+def test_k_subset_noise_is_differentiable_and_finite_at_small_temperatures():
+    logits = (3 * torch.randn(500, 7)).requires_grad_()
+    _, z_relaxed, z_conditional = k_subset_rebar_noise(KSubset(logits, k=3), 0.05)
+    (grad,) = torch.autograd.grad((z_relaxed - z_conditional).pow(2).sum(), logits)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
 def test_conditional_logistic_is_differentiable_in_the_logits():
     logits = torch.randn(5, 3, requires_grad=True)
     z = torch.bernoulli(torch.full((5, 3), 0.5))
@@ -66,13 +97,17 @@ def test_conditional_logistic_is_differentiable_in_the_logits():
 
 
 # ------------------------------------------------------------------ unbiasedness
+FAMILIES = {"bernoulli": IndependentBernoulli, "subset": functools.partial(KSubset, k=2)}
+
+
 @pytest.mark.parametrize("seed", [3, 11])
 @pytest.mark.parametrize("num_masks", [1, 2])
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
-def test_rebar_gradient_is_unbiased_for_the_selector(setting, num_masks, seed):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_rebar_gradient_is_unbiased_for_the_selector(family, setting, num_masks, seed):
     # One datum replicated R times: the mean of R per-datum estimates of the gradient of the
     # L-mask bound w.r.t. the selector's logits lies within 4 standard errors of the exact one.
-    lex = tiny_lex(seed=seed)
+    lex = tiny_lex(FAMILIES[family], seed=seed)
     x, y = torch.randn(1, D), torch.tensor([seed % 3])
     # for one datum, the gradient w.r.t. the last layer's bias is that w.r.t. the logits
     exact = exact_selector_gradient(lex, x, y, lex.selector[-1].bias, num_masks)
@@ -128,10 +163,15 @@ def test_realx_setting_is_fixed():
     assert len(list(RebarBound().parameters())) == 2
 
 
-def test_k_subset_masks_are_refused():
-    lex = tiny_lex(functools.partial(KSubset, k=2))
+def other_masks(logits):
+    # A mask family without a conditional reparameterisation here: Pyro's own Bernoulli.
+    return pyro.distributions.Bernoulli(logits=logits).to_event(1)
+
+
+def test_other_mask_families_are_refused():
+    lex = tiny_lex(other_masks)
     x, y = torch.randn(4, D), torch.randint(3, (4,))
-    with pytest.raises(ValueError, match="independent Bernoulli"):
+    with pytest.raises(ValueError, match="independent Bernoulli or k-subset"):
         RebarBound().differentiable_loss(lex.model, lex.guide, x, y)
 
 

@@ -31,8 +31,9 @@ def random_control(seed):
 
 @pytest.mark.parametrize("seed", [3, 11])
 @pytest.mark.parametrize("num_masks", [1, 2])
-def test_relax_gradient_is_unbiased_for_the_selector(num_masks, seed):
-    lex = tiny_lex(seed=seed)
+@pytest.mark.parametrize("k", [None, 2])  # Bernoulli masks, 2-subset masks
+def test_relax_gradient_is_unbiased_for_the_selector(k, num_masks, seed):
+    lex = tiny_lex(seed=seed) if k is None else tiny_lex(functools.partial(KSubset, k=k), seed)
     x, y = torch.randn(1, D), torch.tensor([seed % 3])
     # for one datum, the gradient w.r.t. the last layer's bias is that w.r.t. the logits
     exact = exact_selector_gradient(lex, x, y, lex.selector[-1].bias, num_masks)
@@ -78,10 +79,10 @@ def test_default_control_is_built_when_the_features_are_known():
     assert restored.control.num_features == D
 
 
-def test_k_subset_masks_are_refused():
-    lex = tiny_lex(functools.partial(KSubset, k=2))
+def test_other_mask_families_are_refused():
+    lex = tiny_lex(lambda logits: pyro.distributions.Bernoulli(logits=logits).to_event(1))
     x, y = torch.randn(4, D), torch.randint(3, (4,))
-    with pytest.raises(ValueError, match="independent Bernoulli"):
+    with pytest.raises(ValueError, match="independent Bernoulli or k-subset"):
         RelaxBound(num_features=D).differentiable_loss(lex.model, lex.guide, x, y)
 
 
