@@ -35,6 +35,9 @@ PRESETS = {
     "basex": lambda: basex(11, 2, lam=0.1, **SMALL),
     "lex_k": lambda: lex_multiple_imputation(11, 2, k=3, num_masks=2, **SMALL),
     "lex_lam": lambda: lex_multiple_imputation(11, 2, lam=0.1, num_masks=2, **SMALL),
+    "lex_rebar": lambda: lex_multiple_imputation(
+        11, 2, k=3, num_masks=2, estimator="rebar", **SMALL
+    ),
 }
 
 
@@ -152,6 +155,7 @@ def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):
         lambda: lex_multiple_imputation(11, 2, k=20),
         lambda: lex_multiple_imputation(11, 2, k=2, num_masks=0),
         lambda: lex_multiple_imputation(11, 2, k=2, soft_targets=1),
+        lambda: lex_multiple_imputation(11, 2, k=2, estimator="reinforce"),
         lambda: l2x(11, 2, k=2, groups=PatchGrid((1, 8, 8), 4)),  # 4 groups, not 11
         lambda: basex(11, 2, groups="patches"),
         lambda: realx(11, 2, selector="mlp"),
@@ -202,6 +206,15 @@ def test_preset_selects_patches_of_images(name):
     assert torch.equal(seen[..., :4, :4], x[:5, :, :4, :4])
     if name != "lex":  # 0-imputation
         assert (seen[..., 4:, :] == 0).all() and (seen[..., :4, 4:] == 0).all()
+
+
+def test_lex_multiple_imputation_with_rebar_learns_its_control(s3):
+    torch.manual_seed(0)
+    method = lex_multiple_imputation(11, 2, k=3, num_masks=2, estimator="rebar", **SMALL)
+    assert isinstance(method.bound, RebarBound)
+    method.train(s3.x, s3.y, epochs=2, batch_size=250)
+    # fit optimises the bound's eta and log(tau) beside the networks
+    assert method.bound.eta != 1.0 and not math.isclose(method.bound.temperature, 0.5)
 
 
 def test_presets_use_the_given_networks():
