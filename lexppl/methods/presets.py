@@ -297,16 +297,9 @@ def l2x(
     _check_sizes(num_features, num_classes)
     _check_k(k, num_features)
     _check_positive("temperature", temperature)
+    nets = dict(selector=selector, predictor=predictor, groups=groups)
     selector, predictor = _nets(
-        num_features,
-        num_classes,
-        selector_hidden,
-        predictor_hidden,
-        activation,
-        predictor_batch_norm=batch_norm,
-        selector=selector,
-        predictor=predictor,
-        groups=groups,
+        num_features, num_classes, selector_hidden, predictor_hidden, activation, batch_norm, **nets
     )
     model = LEX(
         selector,
@@ -375,16 +368,9 @@ def invase(
     _check_sizes(num_features, num_classes)
     _check_positive("lam", lam, allow_zero=True)
     _check_module("baseline", baseline)
+    nets = dict(selector=selector, predictor=predictor, groups=groups)
     selector, predictor = _nets(
-        num_features,
-        num_classes,
-        selector_hidden,
-        predictor_hidden,
-        activation,
-        predictor_batch_norm=True,
-        selector=selector,
-        predictor=predictor,
-        groups=groups,
+        num_features, num_classes, selector_hidden, predictor_hidden, activation, True, **nets
     )
     model = LEX(
         selector,
@@ -572,14 +558,9 @@ def lex_multiple_imputation(
         family, regularizer = IndependentBernoulli, L1Penalty(lam)
     if not isinstance(soft_targets, bool):
         raise ValueError(f"Expected soft_targets to be a bool but got {soft_targets!r}.")
+    nets = dict(selector=selector, predictor=predictor, groups=groups)
     selector, predictor = _nets(
-        num_features,
-        num_classes,
-        selector_hidden,
-        predictor_hidden,
-        selector=selector,
-        predictor=predictor,
-        groups=groups,
+        num_features, num_classes, selector_hidden, predictor_hidden, **nets
     )
     likelihood = SoftTargetLikelihood() if soft_targets else CategoricalLikelihood()
     model = LEX(
