@@ -137,26 +137,27 @@ def k_subset_rebar_noise(
     .. math::
 
         z_d = 1[a_d(j_d) + \mathrm{logit}\,u_d > 0], \quad j_{d+1} = j_d - z_d;\qquad
-        \hat z_d = \sigmaig((ar a_d(\hat j_d) + \mathrm{logit}\,u_d)/	auig), \quad
+        \hat z_d = \sigma\big((\bar a_d(\hat j_d) + \mathrm{logit}\,u_d)/\tau\big), \quad
         \hat j_{d+1} = \hat j_d - \hat z_d,
 
-    where :math:`ar a_d` interpolates :math:`a_d` linearly between integers, so that
+    where :math:`\bar a_d(j)` is the logit of :math:`\sigma(a_d)` interpolated linearly between
+    integer counts (the probabilities, not the logits: bounded slopes), so that
     :math:`\hat z` is a continuous function of the logits and :math:`u` (the soft count
     :math:`\hat j` of ones left replaces the hard one). :math:`z` is an exact draw of the
     distribution (forced steps taken as forced). Given :math:`z`, the :math:`u_d` are
     independent, each uniform on the interval that gives :math:`z_d` at the hard count
-    :math:`j_d` (:func:`conditional_logistic` with logits :math:`a_d(j_d)`); :math:`	ilde z` is
-    :math:`\hat z` computed at those conditional uniforms. So :math:`	ilde z` has the law of
+    :math:`j_d` (:func:`conditional_logistic` with logits :math:`a_d(j_d)`); :math:`\tilde z` is
+    :math:`\hat z` computed at those conditional uniforms. So :math:`\tilde z` has the law of
     :math:`\hat z` given :math:`z`, and the REBAR estimator of :class:`RebarBound` stays
     unbiased: its control variate :math:`f(\hat z)` needs only be continuous, not a relaxation
-    of the same law. As :math:`	au 	o 0`, :math:`\hat z 	o z`.
+    of the same law. As :math:`\tau \to 0`, :math:`\hat z \to z`.
 
     A Python loop over the ``D`` features (the sampler is sequential), vectorised over the
     batch. :math:`a_d` is clamped to :math:`\pm 60`, which changes the probabilities by less
     than :math:`10^{-26}`.
 
     :param dist: the masks' distribution, batch shape ``(..., N)``, event ``(D,)``.
-    :param temperature: :math:`	au > 0`.
+    :param temperature: :math:`\tau > 0`.
     :returns: ``(z, z_relaxed, z_conditional)``, each of shape ``batch_shape + (D,)``, in the
         dtype of the logits; :math:`z` has no gradient.
     """
