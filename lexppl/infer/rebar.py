@@ -233,8 +233,8 @@ class _RebarMasks(Messenger):
             logits = logits.narrow(-3, 0, self.num_masks)
         z_relaxed = z_conditional = None
         if isinstance(fn, KSubset):
-            fn = KSubset(logits, k=fn.k)
-            if self.relax:
+            if self.relax:  # the first L of the 3L slots only
+                fn = KSubset(logits, k=fn.k)
                 z, z_relaxed, z_conditional = k_subset_rebar_noise(fn, self.temperature)
             else:
                 z = fn.sample()
