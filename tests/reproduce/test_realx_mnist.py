@@ -153,7 +153,8 @@ def test_default_run_shows_the_encoding_gap(tmp_path):
     # ACC within 5 points of FULL (paper: 96.0 against 97.8). L2X alone at seed 0, one run
     # each: with the preset's decay (2e-3 on the weight matrices, not the selector's output
     # layer) 87.8 %; at 1e-3 on them 92.6 %; at 2e-3 on the selector's output layer too
-    # 81.4 %; without decay 93.0 %. The missing points are the images whose selected pixel is
+    # 81.4 %; without decay 93.0 % (on a later machine, same pins: 90.8 and 91.1 % at training
+    # seeds 2 and 3). The missing points are the images whose selected pixel is
     # 0 (11.8 %): 0-imputed, the predictor sees a blank image; on the others L2X's ACC is
     # 97.7 % (SE 0.16 on 8,823 images), FULL's level.
     rows = run("realx-mnist", tmp_path, root=SHARED_DATA, quick=False, seed=0)
