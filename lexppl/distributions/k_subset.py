@@ -113,6 +113,28 @@ def _esp_table(logits: Tensor, k: int, reverse: bool) -> Tensor:
     return torch.stack(rows, dim=-2)
 
 
+def sequential_draw(table: Tensor, noise: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    r"""
+    The exact sequential sampler of :class:`KSubset` at given logistic noise: feature by
+    feature, :math:`z_d = 1[A_{d, j_d} + \epsilon_d > 0]` with :math:`j_d` the ones left
+    (forced steps taken as forced), for ``table`` = :attr:`KSubset.sequential_logits`,
+    ``batch_shape + (D, k + 1)``, and ``noise`` :math:`\epsilon`, ``batch_shape + (D,)``.
+
+    :returns: ``(z, counts)``: the mask in the table's dtype and the count :math:`j_d` of ones
+        left before each step (long), both ``batch_shape + (D,)``.
+    """
+    D = table.shape[-2]
+    left = torch.full(noise.shape[:-1], k, dtype=torch.long, device=table.device)
+    z, counts = [], []
+    for d, (row, noise_d) in enumerate(zip(table.unbind(-2), noise.unbind(-1), strict=True)):
+        a = row.gather(-1, left.unsqueeze(-1)).squeeze(-1)
+        take = ((a + noise_d > 0) & (left > 0)) | (left >= D - d)
+        counts.append(left)
+        z.append(take)
+        left = left - take.long()
+    return torch.stack(z, -1).to(table.dtype), torch.stack(counts, -1)
+
+
 class KSubset(TorchDistribution):
     r"""
     Conditional-Bernoulli distribution over masks with exactly ``k`` selected features:
@@ -313,21 +335,13 @@ class KSubset(TorchDistribution):
 
     def sample(self, sample_shape: torch.Size = _EMPTY_SHAPE) -> Tensor:
         shape = self._extended_shape(sample_shape)
-        D, k = self.num_features, self.k
         with torch.no_grad():
             table = self.sequential_logits.detach()
             table = table.expand(shape[:-1] + table.shape[-2:])
             uniforms = torch.rand(shape, dtype=table.dtype, device=table.device)
             logistic = uniforms.log() - (-uniforms).log1p()
-            out = torch.empty(shape, dtype=self.logits.dtype, device=table.device)
-            left = torch.full(shape[:-1], k, dtype=torch.long, device=table.device)
-            for d in range(D):
-                logit = table[..., d, :].gather(-1, left.unsqueeze(-1)).squeeze(-1)
-                take = (logistic[..., d] < logit) & (left > 0)  # u < P(Z_d = 1 | left)
-                take = take | (left >= D - d)  # all remaining features are needed
-                out[..., d] = take.to(out.dtype)
-                left = left - take.long()
-        return out
+            z, _ = sequential_draw(table, -logistic, self.k)  # take d when u < P(Z_d = 1 | left)
+        return z.to(self.logits.dtype)
 
     @property
     def mean(self) -> Tensor:

@@ -13,6 +13,7 @@ from pyro.poutine.messenger import Messenger
 from torch import Tensor, nn
 
 from lexppl.distributions import IndependentBernoulli, KSubset
+from lexppl.distributions.k_subset import sequential_draw
 from lexppl.infer.bound import BoundTerms, ImportanceWeightedBound
 from lexppl.models.lex import MASK
 
@@ -117,21 +118,6 @@ def _interpolation_weights(left: Tensor, k: int) -> Tensor:
     return below * (1.0 - frac) + above * frac
 
 
-def _sequential_draw(table: Tensor, logit_u: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    # The exact sequential sampler at given noise: z_d = 1[A[d, j_d] + logit u_d > 0], forced
-    # steps taken as forced. Returns z and the counts j_d of ones left before each step.
-    D = table.shape[-2]
-    left = torch.full(logit_u.shape[:-1], k, dtype=torch.long, device=table.device)
-    z, counts = [], []
-    for d, (row, noise) in enumerate(zip(table.unbind(-2), logit_u.unbind(-1), strict=True)):
-        a = row.gather(-1, left.unsqueeze(-1)).squeeze(-1)
-        take = ((a + noise > 0) & (left > 0)) | (left >= D - d)
-        counts.append(left)
-        z.append(take)
-        left = left - take.long()
-    return torch.stack(z, -1).to(table.dtype), torch.stack(counts, -1)
-
-
 def k_subset_rebar_noise(
     dist: KSubset, temperature: Tensor | float
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -181,7 +167,7 @@ def k_subset_rebar_noise(
     # The hard chain does not depend on the relaxed ones: draw it first, without gradients,
     # then condition the uniforms on it for every feature at once.
     with torch.no_grad():
-        z, counts = _sequential_draw(table, logit_u, k)
+        z, counts = sequential_draw(table, logit_u, k)
     a_hard = table.gather(-1, counts.unsqueeze(-1)).squeeze(-1)  # (..., D)
     noise = torch.stack([logit_u, _conditional_logit_uniform(a_hard, z, v)])  # (2, ..., D)
     # The two relaxed chains, ẑ (at u) and z̃ (at u | z), run together along dim 0. The
