@@ -11,9 +11,11 @@ For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
   ACC over its grid; at our budget (fewer, larger steps) that rule would often pick 0.05, so
   both are shown with their validation ACC. INVASE's three networks use SELU, as INVASE's ICLR
   2019 code does on its Syn4–Syn6, which are S1–S3 (``Settings.invase_activation``; the other
-  methods use ReLU): with ReLU its selector kept one mask for every instance at λ = 0.05 and
+  methods but L2X use ReLU): with ReLU its selector kept one mask for every instance at λ = 0.05 and
   on S2 at the paper's λ;
-- **L2X** (:func:`~lexppl.methods.l2x`) at the paper's selected k;
+- **L2X** (:func:`~lexppl.methods.l2x`) at the paper's selected k, with SELU networks, as
+  L2X's code on its own switch data (``Settings.l2x_activation``): with ReLU it found S2's
+  x1·x2 branch in one seed of five;
 - **LEX-MI**, LEX with Gaussian multiple imputation
   (:func:`~lexppl.methods.lex_multiple_imputation`, the true conditional of S1–S3), with
   k-subset masks, k = 5 (a fixed selection rate, as in the LEX paper's synthetic experiments;
@@ -136,6 +138,9 @@ class Settings:
     # INVASE's networks: SELU, as INVASE's ICLR 2019 code on its Syn4-Syn6 (= S1-S3); with ReLU
     # its selector kept one mask for every instance at λ = 0.05 and on S2 at the paper's λ.
     invase_activation: str = "selu"
+    # L2X's networks: SELU, as L2X's code on its switch data (of which S1-S3 are the INVASE
+    # form): with ReLU, L2X found the x1·x2 branch of S2 in one seed of five.
+    l2x_activation: str = "selu"
     lex_num_masks: int = 10
     # Gradient of LEX-MI's masks: "relaxed" (LEX App. E.2) or "marginal" (SIMPLE-style).
     lex_pathwise_method: str = "relaxed"
@@ -239,7 +244,9 @@ def _build(name: str, value: float, settings: Settings) -> Method:
     if name == "REAL-X":
         return realx(_NUM_FEATURES, _NUM_CLASSES, lam=value, **nets)
     if name == "L2X":
-        return l2x(_NUM_FEATURES, _NUM_CLASSES, k=int(value), **nets)
+        return l2x(
+            _NUM_FEATURES, _NUM_CLASSES, k=int(value), activation=settings.l2x_activation, **nets
+        )
     if name == "INVASE":
         hidden = settings.predictor_hidden
         return invase(
@@ -465,7 +472,8 @@ samples with gradients through {_LEX_GRADIENT[s.lex_pathwise_method]}; the extra
 Networks: selector {s.selector_hidden}, predictor {s.predictor_hidden} (REAL-X example code;
 the paper says 3 × 200 / 2 × 200); LEX-MI {s.lex_selector_hidden} /
 {s.lex_predictor_hidden} (LEX App. D). Activation ReLU, except INVASE's
-{s.invase_activation.upper()} (INVASE's ICLR 2019 code on its Syn4–Syn6, which are S1–S3). Batch
+{s.invase_activation.upper()} (INVASE's ICLR 2019 code on its Syn4–Syn6, which are S1–S3) and
+L2X's {s.l2x_activation.upper()} (L2X's code on its switch data). Batch
 normalisation after each hidden layer of L2X's and INVASE's predictors and of INVASE's baseline
 (their code); none in REAL-X's, BASE-X's and LEX-MI's networks or in the evaluators.
 

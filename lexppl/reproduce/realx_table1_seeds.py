@@ -248,12 +248,12 @@ evaluators and new initialisations; seed 0 gives `realx-table1`'s rows. Per seed
 settings of `realx-table1` ({t.n_train:,} / {t.n_val:,} / {t.n_test:,} instances;
 {t.epochs} epochs, LEX-MI {t.lex_epochs}, Adam {t.lr:g}, batch {t.batch_size}; REAL-X's predictor
 pre-trained {t.pretrain_epochs} epochs; evaluators {t.evalx_epochs} epochs; INVASE
-{t.invase_activation.upper()}), but only the paper's λ. Methods: REAL-X, INVASE at the paper's
-λ, L2X at the paper's k, LEX-MI at k = {t.lex_k} and at REAL-X's mean selection size rounded
-("{MATCHED}"; "k/λ" lists the k of the seeds), TRUTH (the ground truth, scored by the
-evaluators). Each cell: the mean over seeds; "SE": its standard error, sd / √seeds, where sd is
-the spread between seeds; "(paper)": REAL-X Table 1 (one run per method). Percentages except
-AUROCs. Per-seed rows in `per_seed.csv`.
+{t.invase_activation.upper()}, L2X {t.l2x_activation.upper()}), but only the paper's λ. Methods:
+REAL-X, INVASE at the paper's λ, L2X at the paper's k, LEX-MI at k = {t.lex_k} and at REAL-X's mean
+selection size rounded ("{MATCHED}"; "k/λ" lists the k of the seeds), TRUTH (the ground
+truth, scored by the evaluators). Each cell: the mean over seeds; "SE": its standard error,
+sd / √seeds, where sd is the spread between seeds; "(paper)": REAL-X Table 1 (one run per
+method). Percentages except AUROCs. Per-seed rows in `per_seed.csv`.
 {s.workers} worker processes; total wall time {seconds / 60:.1f} min.
 """
 
