@@ -22,6 +22,7 @@ from lexppl.infer.bound import ImportanceWeightedBound
 from lexppl.infer.reinforce import ReinforceBound
 from lexppl.models.lex import LEX
 from lexppl.nets.mode import eval_mode
+from lexppl.numerics import flush_denormals
 
 __all__ = ["FitResult", "fit", "pretrain_predictor"]
 
@@ -73,6 +74,7 @@ def _check_targets_in_support(model: LEX, x: Tensor, y: Tensor, device) -> None:
         ) from None
 
 
+@flush_denormals()
 def fit(
     model: LEX,
     bound: ImportanceWeightedBound,

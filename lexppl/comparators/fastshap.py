@@ -19,6 +19,7 @@ from lexppl.comparators.base import (
     resolve_targets,
 )
 from lexppl.nets import MLP
+from lexppl.numerics import flush_denormals
 
 __all__ = ["FastSHAP", "shapley_kernel_size_probs"]
 
@@ -159,6 +160,7 @@ class FastSHAP(Comparator):
         order = torch.rand(n, num_samples, self.num_features, generator=generator).argsort(-1)
         return (order < sizes).float()  # the first |s| features of a random permutation
 
+    @flush_denormals()
     def fit(
         self,
         X: Tensor | np.ndarray,

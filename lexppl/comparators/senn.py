@@ -20,6 +20,7 @@ from lexppl.comparators.base import (
     resolve_targets,
 )
 from lexppl.nets import MLP
+from lexppl.numerics import flush_denormals
 
 __all__ = ["SENN"]
 
@@ -92,6 +93,7 @@ class SENN(nn.Module, Comparator):
             penalty = penalty + (grad - theta[..., c]).pow(2).sum(-1).mean()
         return logits, penalty
 
+    @flush_denormals()
     def fit(
         self,
         X: Tensor | np.ndarray,

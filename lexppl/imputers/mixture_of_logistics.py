@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
 from lexppl.imputers.base import Imputer, NotFittedError, _check_data
+from lexppl.numerics import flush_denormals
 
 __all__ = [
     "MixtureOfLogisticsImputer",
@@ -266,6 +267,7 @@ class MixtureOfLogisticsImputer(Imputer):
             raise NotFittedError(f"{name} is not fitted: call {name}.fit(X) with training data.")
 
     # ------------------------------------------------------------------ fit
+    @flush_denormals()
     def fit(self, X: Tensor) -> MixtureOfLogisticsImputer:
         name = type(self).__name__
         X = _check_data(X, name)

@@ -100,6 +100,7 @@ from lexppl.models import PixelGrid, SoftTargetLikelihood
 from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX
 from lexppl.nets import MLP
+from lexppl.numerics import flush_denormals
 from lexppl.train import FitResult
 
 __all__ = [
@@ -608,6 +609,7 @@ class AIL(Method):
             )
         return torch.log_softmax(scores.reshape(expected), dim=-1)
 
+    @flush_denormals()
     def train(
         self,
         x: Tensor,

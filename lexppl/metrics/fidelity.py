@@ -33,6 +33,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from lexppl.metrics.selection import ArrayLike, _as_tensor
+from lexppl.numerics import flush_denormals
 
 __all__ = [
     "agreement_per_sample",
@@ -227,6 +228,7 @@ def _default_factory():
     return LogisticRegression(max_iter=1000)
 
 
+@flush_denormals()
 def _train_torch(model: nn.Module, inputs: Tensor, soft: Tensor, epochs, batch_size, lr, seed):
     generator = torch.Generator().manual_seed(seed)
     device = next(iter(model.parameters())).device

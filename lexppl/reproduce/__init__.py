@@ -17,6 +17,8 @@ import importlib
 import os
 from pathlib import Path
 
+from lexppl.numerics import flush_denormals
+
 __all__ = ["EXPERIMENTS", "run"]
 
 #: Experiment name -> (module, one-line description).
@@ -62,10 +64,12 @@ def run(
     module = importlib.import_module(EXPERIMENTS[name][0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return module.run(
-        out=out,
-        root=None if root is None else os.fspath(root),
-        quick=quick,
-        seed=seed,
-        device=device,
-    )
+    # Also covers the experiments' own training loops (FULL, the black boxes).
+    with flush_denormals():
+        return module.run(
+            out=out,
+            root=None if root is None else os.fspath(root),
+            quick=quick,
+            seed=seed,
+            device=device,
+        )
