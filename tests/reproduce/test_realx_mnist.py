@@ -147,16 +147,18 @@ def test_encoding_signature_criteria():
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist absent")
 def test_default_run_shows_the_encoding_gap(tmp_path):
-    # About 17 minutes on one thread. Asserts what the default run showed (seed 0, 1 thread:
-    # FULL 97.4 %, L2X ACC 87.8 % / eACC 8.9 %, REAL-X eACC 91.4 %), with margins of at least
-    # 2.5 binomial SE (< 0.9 points on 10,000 images). Not borne out, hence not asserted: L2X's
-    # ACC within 5 points of FULL (paper: 96.0 against 97.8). L2X alone at seed 0, one run
-    # each: with the preset's decay (2e-3 on the weight matrices, not the selector's output
-    # layer) 87.8 %; at 1e-3 on them 92.6 %; at 2e-3 on the selector's output layer too
-    # 81.4 %; without decay 93.0 % (on a later machine, same pins: 90.8 and 91.1 % at training
-    # seeds 2 and 3). The missing points are the images whose selected pixel is
-    # 0 (11.8 %): 0-imputed, the predictor sees a blank image; on the others L2X's ACC is
-    # 97.7 % (SE 0.16 on 8,823 images), FULL's level.
+    # About 17 minutes on one thread. Asserts what the default run (seed 0, 1 thread) showed
+    # on two machines with the same pins: FULL 97.4 / 97.5 %, L2X ACC 87.8 / 81.1 % with eACC
+    # 8.9 / 11.5 %, REAL-X eACC 91.4 / 93.8 %. The L2X bounds below are the lower run's values
+    # less 2.5 binomial SE; the run is chaotic in floating-point details (the machine, flushing
+    # subnormals), so one run does not fix them more tightly. Not borne out, hence not
+    # asserted: L2X's ACC within 5 points of FULL (paper: 96.0 against 97.8). L2X alone at
+    # seed 0, one run each, first machine: with the preset's decay (2e-3 on the weight
+    # matrices, not the selector's output layer) 87.8 %; at 1e-3 on them 92.6 %; at 2e-3 on the
+    # selector's output layer too 81.4 %; without decay 93.0 % (second machine: 90.8 and 91.1
+    # % at training seeds 2 and 3; 120 epochs instead of 60: 81.5 %). Part of the missing
+    # points are the images whose selected pixel is 0 (11.8 / 10.0 %): 0-imputed, the
+    # predictor sees a blank image; on the others L2X's ACC is 97.7 / 87.8 %.
     rows = run("realx-mnist", tmp_path, root=SHARED_DATA, quick=False, seed=0)
     by_method = {row["method"]: row for row in rows}
     assert by_method["FULL"]["ACC"] > 96.0
@@ -164,12 +166,13 @@ def test_default_run_shows_the_encoding_gap(tmp_path):
     assert signature["l2x_eacc_near_chance"] is True
     assert signature["realx_eacc_high"] is True
     l2x = by_method["L2X"]
-    assert l2x["ACC"] > 87.0 and l2x["ACC"] - l2x["eACC"] > 50.0  # the selection encodes
-    assert l2x["ACC (lit)"] > 97.0 and l2x["dark selections"] > 10.0
+    assert l2x["ACC"] > 80.0 and l2x["ACC"] - l2x["eACC"] > 50.0  # the selection encodes
+    assert l2x["ACC (lit)"] > 87.0 and l2x["dark selections"] > 9.0
     realx = by_method["REAL-X"]
     assert realx["ACC"] - realx["eACC"] < 5.0  # REAL-X's selections do not
-    # The mask-aware evaluator (not in the paper) tells the same story (L2X 9.7 %, REAL-X
-    # 91.1 %): telling observed zeros from unselected pixels does not undo the encoding.
+    # The mask-aware evaluator (not in the paper) tells the same story (L2X 9.7 / 12.8 %,
+    # REAL-X 91.1 / 92.3 %): telling observed zeros from unselected pixels does not undo the
+    # encoding.
     assert l2x["ACC"] - l2x["eACC (mask)"] > 50.0
     assert realx["ACC"] - realx["eACC (mask)"] < 5.0
     assert math.isfinite(realx["eAUROC"]) and realx["eAUROC"] > 0.95
