@@ -167,7 +167,7 @@ def check_claims(rows: list[dict]) -> None:
         # REAL-X always selects the control-flow feature x11 (paper: 100.0 on S1-S3).
         assert realx["CFSR"] >= 99.0
         # L2X's control-flow rate is well below REAL-X's (paper: 24.3 / 31.2 / 61.5; ours,
-        # with SELU networks as L2X's code on switch data, 51.5 / 65.4 / 35.8).
+        # with SELU networks as L2X's code on switch data, 51.3 / 68.8 / 34.2).
         assert realx["CFSR"] - l2x["CFSR"] > 3 * _diff_se(realx, l2x, "CFSR")
     # INVASE drops x11 (paper: 41.1 / 47.2 / 37.6): at the paper's λ on S1-S3 (on S1 with an
     # empty selection), and at λ = 0.05 on S2 and S3.
