@@ -273,7 +273,9 @@ def l2x(
       :math:`10^{-3}\|W\|^2` to the loss for the weight matrix :math:`W` of every dense layer
       but the selector's output layer; here the same, as Adam weight decay 2e-3 on those
       matrices only (``decayed_parameters`` of :func:`lexppl.fit`): biases, batch norm and the
-      selector's output layer are not decayed.
+      selector's output layer are not decayed. On 10-class MNIST with k = 1 this decay held
+      L2X at 81–88 % accuracy, and without it, with a 3 × 200 selector, L2X reached 95–96 %
+      (``lexppl reproduce realx-mnist`` passes ``weight_decay=0`` to :meth:`Method.train`).
 
     The predictor is trained on *soft* masks, as in L2X. The hidden sizes are the 2 × 100
     selector / 2 × 200 predictor of both L2X's synthetic code and the REAL-X example code
