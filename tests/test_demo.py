@@ -41,17 +41,25 @@ def test_unknown_method_raises(tmp_path):
 
 @pytest.mark.slow
 def test_multiple_imputation_selects_less_outside_the_digit_panel(tmp_path):
-    # The demo's claim at the true selection rate, with its default settings and seed 0: the
-    # mixture of logistics puts fewer of its pixels in the photograph than 0-imputation. A
-    # per-image FDR lies in [0, 1], so each mean over the n test images has a standard error
-    # of at most 0.5 / sqrt(n); the gap must exceed 3 standard errors of the difference.
+    # The demo's claim at the true selection rate, with its default settings: the mixture of
+    # logistics puts fewer of its pixels in the photograph than 0-imputation. One seed is not
+    # enough: at seed 0, FDR 0.076 against 0.518 on one machine and 0.502 against 0.500 on
+    # another (both selectors there pick as many photograph pixels as digit pixels). Seeds 1-4
+    # gave 0.200 / 0.340, 0.009 / 0.578, 0.052 / 0.391, 0.217 / 0.486. Over seeds 0-4 the
+    # paired difference must be positive by a one-sided t-test at the 5 % level (4 degrees of
+    # freedom: t > 2.132). About 7 minutes on one thread.
     methods = ["0-imputation", "mixture of logistics imputation"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as `lexppl demo` runs it
+    differences = []
     try:
-        rows = run_demo(tmp_path / "demo", rates=[TRUE_SELECTION_RATE], methods=methods)
+        for seed in range(5):
+            out = tmp_path / f"seed{seed}"
+            rows = run_demo(out, rates=[TRUE_SELECTION_RATE], methods=methods, seed=seed)
+            fdr = {row["method"]: row["FDR"] for row in rows}
+            differences.append(fdr[methods[0]] - fdr[methods[1]])
     finally:
         torch.set_num_threads(threads)
-    fdr = {row["method"]: row["FDR"] for row in rows}
-    n = 359  # test images
-    assert fdr[methods[0]] - fdr[methods[1]] > 3 * (2 * 0.25 / n) ** 0.5
+    gaps = torch.tensor(differences)
+    t = gaps.mean() / (gaps.std() / len(differences) ** 0.5)
+    assert t > 2.132, differences
