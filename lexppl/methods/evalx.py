@@ -22,6 +22,10 @@ thresholded at 1/2; for L2X one uses its top-k selection. :meth:`EvalX.score` ac
 masks, one per instance ``(N, D)`` (e.g. thresholded or top-k) or ``S`` sampled masks per
 instance ``(S, N, D)`` (e.g. ``LEX.explain(x, num_samples=100)``); with samples, each metric is
 computed per mask sample and then averaged over samples, as LEX does with 100 masks.
+
+An evaluator is only as good as its fit of eq. 5: :meth:`EvalX.log_likelihood` estimates that
+objective on held-out data, so its training (epochs, weight decay, imputation, a mask input)
+can be chosen without looking at any explainer's selections.
 """
 
 from __future__ import annotations
@@ -240,6 +244,55 @@ class EvalX(nn.Module):
         probs = self.predict_proba(x, masks, **kwargs).cpu()
         y = torch.as_tensor(y).cpu()
         return {"eacc": accuracy(probs, y), "eauroc": auroc(probs, y)}
+
+    @torch.no_grad()
+    def log_likelihood(
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        num_masks: int = 16,
+        seed: int = 0,
+        batch_size: int | None = None,
+    ) -> float:
+        """
+        EVAL-X's own objective (eq. 5) on ``(x, y)``: the mean of
+        :math:`\\log q_\\eta(y \\mid m(x, r))` over the instances and ``num_masks`` fresh
+        Bernoulli(1/2) masks ``r`` per instance.
+
+        On held-out data this measures how well the evaluator fits what it is meant to fit,
+        :math:`F(y \\mid x_R)` averaged over random subsets ``R``, without looking at any
+        explainer's selections: use it to choose the evaluator's training (epochs, weight
+        decay) before scoring explanations with :meth:`score`.
+
+        :param x: inputs ``(N, ...)``. :param y: class indices ``(N,)`` (0 / 1 for a Bernoulli
+            likelihood).
+        :param int num_masks: masks drawn per instance (``>= 1``).
+        :param int seed: seeds the masks (a private generator: global RNG state is untouched).
+        :param batch_size: as in :meth:`predict_proba`.
+        :returns: the mean log-likelihood in nats per instance (higher is better).
+        """
+        if not isinstance(num_masks, int) or isinstance(num_masks, bool) or num_masks < 1:
+            raise ValueError(f"num_masks must be an int >= 1; got {num_masks!r}.")
+        x = torch.as_tensor(x)
+        y = torch.as_tensor(y).reshape(-1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"y must have one label per row of x ({x.shape[0]}); got {y.shape[0]}."
+            )
+        generator = torch.Generator().manual_seed(seed)
+        masks = torch.rand((num_masks, x.shape[0], x[0].numel()), generator=generator) < 0.5
+        probs = self.predict_proba(x, masks, batch_size=batch_size)  # (S, N, C)
+        labels = y.to(probs.device).long()
+        if bool(((labels < 0) | (labels >= probs.shape[-1])).any()) or bool(
+            (labels != y.to(probs.device)).any()
+        ):
+            raise ValueError(
+                f"y must hold class indices in [0, {probs.shape[-1]}); got values from "
+                f"{float(y.min()):g} to {float(y.max()):g}."
+            )
+        picked = probs.gather(-1, labels.expand(num_masks, -1).unsqueeze(-1)).squeeze(-1)
+        return float(picked.clamp_min(torch.finfo(probs.dtype).tiny).log().mean())
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:
