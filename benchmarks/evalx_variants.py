@@ -21,7 +21,8 @@ evaluators below, all with the table's architecture (2 × 200 MLP) and batch (10
 Besides each eACC, the table gives each evaluator's **held-out eq. 5**
 (:meth:`~lexppl.methods.EvalX.log_likelihood` on the 10,000 validation instances, 16 masks
 each): how well it fits :math:`F(y \\mid x_R)` over random subsets, the criterion by which one
-would choose an evaluator's training without looking at any explainer. Cells are means ± SE
+would choose an evaluator's training without looking at any explainer. A second table gives
+that objective for realx-table1's own two evaluators on S1–S3. Cells are means ± SE
 over seeds (sd / √seeds); differences are paired by seed. One eACC on 10,000 test instances
 has a binomial SE of about 0.4 points. Bayes accuracy on S3 is 82.3 %. Results go to
 ``benchmarks/results/evalx_variants.{json,md}``.
@@ -46,7 +47,7 @@ from lexppl.data import load
 from lexppl.imputers import ConstantImputer
 from lexppl.methods import EvalX, lex_multiple_imputation, realx
 from lexppl.nets import MLP
-from lexppl.reproduce.realx_table1 import SETTINGS
+from lexppl.reproduce.realx_table1 import DATASETS, SETTINGS, fit_evaluators
 
 RESULTS = Path(__file__).parent / "results"
 NUM_FEATURES, NUM_CLASSES = 11, 2
@@ -120,9 +121,26 @@ def fit_evaluator(name: str, data: dict, settings, seed: int) -> EvalX:
     )
 
 
+def table_evaluators_fit(seed: int) -> dict:
+    """Held-out eq. 5 of realx-table1's two evaluators, as that table trains them with
+    ``seed``, on each of S1–S3: ``{dataset: {"0-imputed": ..., "mask-aware": ...}}``."""
+    settings = SETTINGS["default"]
+    fits = {}
+    for dataset in DATASETS:
+        train = load(dataset, "train", seed=seed, n=settings.n_train)
+        val = load(dataset, "val", seed=seed, n=settings.n_val)
+        evaluators = fit_evaluators(dataset, train, settings, seed, "cpu")
+        fits[dataset.upper()] = {
+            name: evaluators[key].log_likelihood(val.x, val.y)
+            for name, key in [("0-imputed", "EVAL-X"), ("mask-aware", "EVAL-X+mask")]
+        }
+    return fits
+
+
 def run_seed(seed: int, n_fresh: int = 200_000) -> dict:
     """Every evaluator of :data:`VARIANTS` on S3 drawn with ``seed``: its held-out eq. 5 and
-    its eACC (%) of each selection in :data:`SELECTIONS`."""
+    its eACC (%) of each selection in :data:`SELECTIONS` (``"variants"``); and
+    :func:`table_evaluators_fit` (``"table evaluators"``)."""
     torch.set_num_threads(1)
     settings = SETTINGS["default"]
     data = {
@@ -148,7 +166,7 @@ def run_seed(seed: int, n_fresh: int = 200_000) -> dict:
         for selection in SELECTIONS:
             row[selection] = 100 * evaluator.score(test.x, test.y, masks[selection])["eacc"]
         result[name] = row
-    return result
+    return {"variants": result, "table evaluators": table_evaluators_fit(seed)}
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -159,18 +177,39 @@ def summarise(per_seed: list[dict]) -> list[dict]:
     """One row per evaluator: means ± SE over seeds, and eACC gaps to REAL-X paired by seed."""
     rows = []
     for name in VARIANTS:
+        results = [seed["variants"][name] for seed in per_seed]
         row = {"evaluator": name}
         for column in ("held-out eq. 5", *SELECTIONS):
-            row[column] = _mean_se([seed[name][column] for seed in per_seed])
+            row[column] = _mean_se([result[column] for result in results])
         for selection in ("TRUTH", "LEX-MI"):
-            gaps = [seed[name][selection] - seed[name]["REAL-X"] for seed in per_seed]
+            gaps = [result[selection] - result["REAL-X"] for result in results]
             row[f"{selection} − REAL-X"] = _mean_se(gaps)
         rows.append(row)
     return rows
 
 
+def summarise_table_evaluators(per_seed: list[dict]) -> list[dict]:
+    """One row per dataset: realx-table1's two evaluators' held-out eq. 5, means ± SE over
+    seeds, and their difference paired by seed."""
+    rows = []
+    for dataset in (d.upper() for d in DATASETS):
+        fits = [seed["table evaluators"][dataset] for seed in per_seed]
+        rows.append(
+            {
+                "dataset": dataset,
+                "0-imputed": _mean_se([fit["0-imputed"] for fit in fits]),
+                "mask-aware": _mean_se([fit["mask-aware"] for fit in fits]),
+                "mask-aware − 0-imputed": _mean_se(
+                    [fit["mask-aware"] - fit["0-imputed"] for fit in fits]
+                ),
+            }
+        )
+    return rows
+
+
 def report(per_seed: list[dict], workers: int, seconds: float) -> str:
-    """The markdown table of :func:`summarise`, with the run's settings."""
+    """The markdown tables of :func:`summarise` and :func:`summarise_table_evaluators`, with the
+    run's settings."""
     columns = ("held-out eq. 5", *SELECTIONS, "TRUTH − REAL-X", "LEX-MI − REAL-X")
     decimals = {"held-out eq. 5": 4}
     lines = [
@@ -197,6 +236,20 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
         "(x11 and the active branch's 4 features); ALL: every feature. Evaluators as in "
         f"`benchmarks/evalx_variants.py`. cpu, {workers} workers of 1 thread, torch "
         f"{torch.__version__}, {seconds / 60:.1f} min.",
+        "",
+        "## realx-table1's two evaluators on S1–S3: held-out eq. 5 (nats)",
+        "",
+        "| dataset | 0-imputed (EVAL-X) | mask-aware (EVAL-X+mask) | mask-aware − 0-imputed |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in summarise_table_evaluators(per_seed):
+        cells = [f"{row[c][0]:.4f} ± {row[c][1]:.4f}" for c in list(row)[1:]]
+        lines.append(f"| {row['dataset']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Each evaluator trained as `lexppl reproduce realx-table1` trains it "
+        "(`realx_table1.fit_evaluators`, the same seeds), scored on its dataset's 10,000 "
+        "validation instances with 16 masks each; difference paired by seed.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -217,6 +270,7 @@ def main() -> None:
     record = {
         "per_seed": per_seed,
         "summary": summarise(per_seed),
+        "table evaluators": summarise_table_evaluators(per_seed),
         "workers": args.workers,
         "seconds": seconds,
         "torch": torch.__version__,

@@ -94,6 +94,7 @@ __all__ = [
     "METRICS",
     "SETTINGS",
     "Settings",
+    "fit_evaluators",
     "reference",
     "run",
     "run_dataset",
@@ -487,9 +488,13 @@ test instances get (1 = one global selection, the same for every instance). Tota
 """
 
 
-def _evaluators(train, settings: Settings, seed: int, d: int, device: str) -> dict:
-    """The two evaluators of dataset number ``d``, trained on ``train``: ``"EVAL-X"`` (the
-    paper's, 0-imputed) and ``"EVAL-X+mask"`` (also sees the mask)."""
+def fit_evaluators(dataset: str, train, settings: Settings, seed: int, device: str) -> dict:
+    """The two evaluators of ``dataset`` (a name in :data:`DATASETS`) in the table run with
+    ``seed``, trained on ``train``: ``"EVAL-X"`` (the paper's, 0-imputed) and ``"EVAL-X+mask"``
+    (also sees the mask), frozen."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    d = DATASETS.index(dataset)
     evaluators = {}
     for name, with_mask in [("EVAL-X", False), ("EVAL-X+mask", True)]:
         # A fresh predictor architecture trained on Bernoulli(1/2) masks, then frozen.
@@ -525,7 +530,7 @@ def run_dataset(
     val = load(dataset, "val", seed=seed, n=settings.n_val)
     test = load(dataset, "test", seed=seed, n=settings.n_test)
     clock = time.perf_counter()
-    evaluators = _evaluators(train, settings, seed, d, device)
+    evaluators = fit_evaluators(dataset, train, settings, seed, device)
     logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
     rows = []
     realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k

@@ -4,8 +4,18 @@ import math
 import pytest
 from torch import nn
 
+from lexppl.data import load
+from lexppl.methods import EvalX
 from lexppl.reproduce import run
-from lexppl.reproduce.realx_table1 import DATASETS, METHODS, METRICS, SETTINGS, _build, reference
+from lexppl.reproduce.realx_table1 import (
+    DATASETS,
+    METHODS,
+    METRICS,
+    SETTINGS,
+    _build,
+    fit_evaluators,
+    reference,
+)
 
 PAPER_METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X")
 
@@ -90,6 +100,24 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick, read_csv):
     assert "REAL-X Table 1" in markdown and "epochs" in markdown
     for metric in METRICS:
         assert f"| {metric} (paper) |" in markdown
+
+
+def test_fit_evaluators_gives_the_papers_and_the_mask_aware_evalx():
+    settings = SETTINGS["quick"]
+    train = load("s3", "train", seed=0, n=settings.n_train)
+    evaluators = fit_evaluators("s3", train, settings, seed=0, device="cpu")
+    assert set(evaluators) == {"EVAL-X", "EVAL-X+mask"}
+    assert all(isinstance(e, EvalX) and not e.training for e in evaluators.values())
+    assert not evaluators["EVAL-X"].mask_as_input and evaluators["EVAL-X+mask"].mask_as_input
+    # The same seed gives the same evaluator (the table and the benchmarks share them).
+    again = fit_evaluators("s3", train, settings, seed=0, device="cpu")
+    masks = train.truth.float()
+    for name, evaluator in evaluators.items():
+        assert evaluator.predict_proba(train.x, masks).equal(
+            again[name].predict_proba(train.x, masks)
+        )
+    with pytest.raises(ValueError, match="unknown dataset 's4'"):
+        fit_evaluators("s4", train, settings, seed=0, device="cpu")
 
 
 def test_l2x_and_invase_use_the_activation_of_their_code_on_switch_data():
