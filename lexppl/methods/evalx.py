@@ -269,7 +269,9 @@ class EvalX(nn.Module):
             likelihood).
         :param int num_masks: masks drawn per instance (``>= 1``).
         :param int seed: seeds the masks (a private generator: global RNG state is untouched).
-        :param batch_size: as in :meth:`predict_proba`.
+        :param batch_size: at most this many masked inputs at once, as in
+            :meth:`predict_proba`; the masks are drawn in chunks of that size too (give it
+            for images: 16 masks of 10,000 MNIST images are 0.5 GB as floats).
         :returns: the mean log-likelihood in nats per instance (higher is better).
         """
         if not isinstance(num_masks, int) or isinstance(num_masks, bool) or num_masks < 1:
@@ -280,19 +282,28 @@ class EvalX(nn.Module):
             raise ValueError(
                 f"y must have one label per row of x ({x.shape[0]}); got {y.shape[0]}."
             )
+        n = x.shape[0]
         generator = torch.Generator().manual_seed(seed)
-        masks = torch.rand((num_masks, x.shape[0], x[0].numel()), generator=generator) < 0.5
-        probs = self.predict_proba(x, masks, batch_size=batch_size)  # (S, N, C)
-        labels = y.to(probs.device).long()
-        if bool(((labels < 0) | (labels >= probs.shape[-1])).any()) or bool(
-            (labels != y.to(probs.device)).any()
-        ):
-            raise ValueError(
-                f"y must hold class indices in [0, {probs.shape[-1]}); got values from "
-                f"{float(y.min()):g} to {float(y.max()):g}."
-            )
-        picked = probs.gather(-1, labels.expand(num_masks, -1).unsqueeze(-1)).squeeze(-1)
-        return float(picked.clamp_min(torch.finfo(probs.dtype).tiny).log().mean())
+        # Masks are drawn chunk by chunk (as predict_proba batches them), so that memory stays
+        # bounded by batch_size; the generator's stream makes the draws the same either way.
+        chunk = num_masks if batch_size is None else max(1, int(batch_size) // max(n, 1))
+        total = 0.0
+        for begin in range(0, num_masks, chunk):
+            size = min(chunk, num_masks - begin)
+            masks = torch.rand((size, n, x[0].numel()), generator=generator) < 0.5
+            probs = self.predict_proba(x, masks, batch_size=batch_size)  # (size, N, C)
+            labels = y.to(probs.device).long()
+            if begin == 0 and (
+                bool(((labels < 0) | (labels >= probs.shape[-1])).any())
+                or bool((labels != y.to(probs.device)).any())
+            ):
+                raise ValueError(
+                    f"y must hold class indices in [0, {probs.shape[-1]}); got values from "
+                    f"{float(y.min()):g} to {float(y.max()):g}."
+                )
+            picked = probs.gather(-1, labels.expand(size, -1).unsqueeze(-1)).squeeze(-1)
+            total += float(picked.clamp_min(torch.finfo(probs.dtype).tiny).log().sum())
+        return total / (num_masks * n)
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:

@@ -146,8 +146,10 @@ def test_log_likelihood_averages_over_bernoulli_half_masks():
     se = abs(kept - dropped) / 2 / math.sqrt(n * num_masks)
     estimate = evalx.log_likelihood(x, y, num_masks=num_masks, seed=3)
     assert abs(estimate - expected) < 4 * se
-    # The masks come from ``seed`` alone.
+    # The masks come from ``seed`` alone, whether drawn at once or in chunks of 3 masks.
     assert evalx.log_likelihood(x, y, num_masks=num_masks, seed=3) == estimate
+    chunked = evalx.log_likelihood(x, y, num_masks=num_masks, seed=3, batch_size=3 * n)
+    assert chunked == pytest.approx(estimate, rel=1e-6)
 
 
 def test_fitted_evaluator_beats_the_label_prior_on_held_out_data(s3_evalx):
