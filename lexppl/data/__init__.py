@@ -17,6 +17,7 @@ from lexppl.data.celeba import load_celeba_smile, mouth_box_mask
 from lexppl.data.idx import read_idx, read_mnist
 from lexppl.data.panels import load_switching_panels, make_panels_digits
 from lexppl.data.synthetic import (
+    TrueResponse,
     make_additive,
     make_orange,
     make_s1,
@@ -30,6 +31,7 @@ __all__ = [
     "DATASETS",
     "SPLITS",
     "MaskedDataset",
+    "TrueResponse",
     "load",
     "load_celeba_smile",
     "load_switching_panels",

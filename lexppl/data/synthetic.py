@@ -23,10 +23,12 @@ sigmoid for numerical stability.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from lexppl.data.base import MaskedDataset
 
 __all__ = [
+    "TrueResponse",
     "make_additive",
     "make_orange",
     "make_s1",
@@ -322,3 +324,72 @@ def make_switch(n: int = 10000, generator: torch.Generator | None = None) -> Mas
     probs = _probs_from_log_f(log_f)
     y = _sample_labels(probs, generator)
     return MaskedDataset(x, y, truth, probs=probs, name="switch", num_classes=2)
+
+
+# ---------------------------------------------------------------------------
+# The true response as a predictor
+# ---------------------------------------------------------------------------
+
+_SWITCHING_BRANCHES = {"s1": ("A", "B"), "s2": ("A", "C"), "s3": ("B", "C")}
+_L2X_LOG_F = {"xor": _l2x_log_xor, "orange": _l2x_log_orange, "additive": _l2x_log_additive}
+
+
+class TrueResponse(nn.Module):
+    r"""
+    The true class probabilities :math:`P(y \mid x)` of a synthetic dataset, as a predictor.
+
+    ``forward(x)`` returns logits ``(..., 2)`` equal to :math:`(0, -g(x))`, whose softmax is
+    :math:`(\sigma(g), \sigma(-g)) = (P(y = 0 \mid x), P(y = 1 \mid x))`, with :math:`g` the
+    dataset's log-response (``f = exp(g)``, module docstring); a dataset's ``probs`` hold the
+    same numbers for the instances drawn.
+
+    The features of these datasets are i.i.d. :math:`\mathcal N(0, 1)`, so for a selection
+    :math:`R` the true conditional of the rest is :math:`\mathcal N(0, I)`, which
+    :class:`~lexppl.imputers.GaussianImputer` draws, and
+
+    .. math::
+
+        F(y \mid x_R) = \mathbb E_{x_{\bar R} \sim \mathcal N(0, I)}\, P(y \mid x_R, x_{\bar R}).
+
+    That is the function EVAL-X's objective is maximised by (Jethani et al. 2021, eq. 5 and
+    App. E): ``EvalX.from_predictor(TrueResponse(name), GaussianImputer())`` is the evaluator a
+    trained EVAL-X approximates, its expectation estimated with ``num_imputations`` draws
+    (:meth:`~lexppl.methods.EvalX.score`).
+
+    :param str name: ``"s1"``, ``"s2"``, ``"s3"``, ``"xor"``, ``"orange"`` or ``"additive"``.
+        Not ``"switch"``: its switch feature is drawn from a mixture shifted by :math:`\pm 3`,
+        and which response applies is not a function of ``x``.
+
+    Example::
+
+        exact = EvalX.from_predictor(TrueResponse("s3"), GaussianImputer())
+        exact.score(test.x, test.y, masks, num_imputations=512)  # {"eacc": ..., "eauroc": ...}
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        names = (*_SWITCHING_BRANCHES, *_L2X_LOG_F)
+        if name not in names:
+            why = " (its response is not a function of x)" if name == "switch" else ""
+            raise ValueError(f"TrueResponse has no dataset {name!r}{why}; expected one of {names}.")
+        self.name = name
+        self.num_features = _INVASE_DIM if name in _SWITCHING_BRANCHES else _L2X_DIM
+
+    def log_response(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`g(x)` for inputs ``(N, D)``: ``(N,)``."""
+        if self.name in _SWITCHING_BRANCHES:
+            low, high = _SWITCHING_BRANCHES[self.name]
+            use_low = x[:, _CONTROL_FEATURE] < 0
+            return torch.where(use_low, _LOG_F[low](x), _LOG_F[high](x))
+        return _L2X_LOG_F[self.name](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.num_features:
+            raise ValueError(
+                f"TrueResponse({self.name!r}) takes inputs (..., {self.num_features}); "
+                f"got shape {tuple(x.shape)}."
+            )
+        flat = x.reshape(-1, self.num_features)
+        log_f = self.log_response(flat)
+        logits = torch.stack([torch.zeros_like(log_f), -log_f], dim=-1)
+        return logits.reshape((*x.shape[:-1], 2))

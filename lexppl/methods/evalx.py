@@ -25,7 +25,11 @@ computed per mask sample and then averaged over samples, as LEX does with 100 ma
 
 An evaluator is only as good as its fit of eq. 5: :meth:`EvalX.log_likelihood` estimates that
 objective on held-out data, so its training (epochs, weight decay, imputation, a mask input)
-can be chosen without looking at any explainer's selections.
+can be chosen without looking at any explainer's selections. Where the data's law is known (the
+synthetic datasets), :meth:`EvalX.from_predictor` with
+:class:`~lexppl.data.synthetic.TrueResponse` and
+:class:`~lexppl.imputers.GaussianImputer` gives the optimum itself, :math:`F(y \\mid x_R)`,
+free of any training's error.
 """
 
 from __future__ import annotations
@@ -163,6 +167,37 @@ class EvalX(nn.Module):
         self.eval()
         self.fitted_.fill_(True)
         return self
+
+    @classmethod
+    def from_predictor(
+        cls,
+        predictor: nn.Module,
+        imputer: Imputer | None = None,
+        likelihood: nn.Module | None = None,
+        mask_as_input: bool = False,
+    ) -> EvalX:
+        """
+        An evaluator from a predictor that is already trained, or known: frozen as given,
+        without :meth:`fit`. The arguments are those of the constructor.
+
+        With the true response of a synthetic dataset and the true conditional of the features
+        left out, it is the evaluator that EVAL-X's training approximates, :math:`F(y \\mid
+        x_R)` itself (eq. 5's optimum): ``EvalX.from_predictor(TrueResponse("s3"),
+        GaussianImputer())``, scored with ``num_imputations`` draws per mask. It also scores
+        with a predictor trained elsewhere on random masks, such as REAL-X's pre-trained one.
+
+        :raises ValueError: if the imputer needs fitting and is not fitted.
+        """
+        evaluator = cls(predictor, imputer, likelihood, mask_as_input)
+        if evaluator.imputer.requires_fit and not evaluator.imputer.is_fitted:
+            raise ValueError(
+                f"EvalX.from_predictor needs a fitted imputer; fit the "
+                f"{type(evaluator.imputer).__name__} on training data first."
+            )
+        evaluator.predictor.requires_grad_(False)
+        evaluator.eval()
+        evaluator.fitted_.fill_(True)
+        return evaluator
 
     # ------------------------------------------------------------------ prediction
     def _device(self) -> torch.device:

@@ -30,7 +30,11 @@ For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
   and a second one that also sees the mask (``mask_as_input=True``; columns "eACC (mask)" and
   "eAUROC (mask)", not in the paper). 0-imputed, the paper's evaluator cannot tell an observed 0
   from a missing feature, and on S3 it rates REAL-X's selections above the ground truth (the
-  TRUTH row); the mask-aware one gives the truth close to the Bayes accuracy.
+  TRUTH row); the mask-aware one gives the truth close to the Bayes accuracy;
+- and the **exact evaluator** (:func:`exact_evaluator`; "eACC (exact)", "eAUROC (exact)"),
+  not trained: F(y | x_R), the function EVAL-X's objective is maximised by, which is known on
+  S1–S3 (their true response averaged over N(0, 1) draws of the features left out). It gives
+  the truth the Bayes accuracy, and says what an EVAL-X would say without its training error.
 
 Every method is scored on one discrete explanation per test instance, the mode of its
 selector: :math:`1[\\pi_j > 1/2]` for Bernoulli selectors (the REAL-X and INVASE code's
@@ -70,9 +74,9 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from lexppl.data import load
+from lexppl.data import TrueResponse, load
 from lexppl.distributions import KSubset
-from lexppl.imputers import ConstantImputer
+from lexppl.imputers import ConstantImputer, GaussianImputer
 from lexppl.infer import ReinforceBound
 from lexppl.methods import EvalX, Method, basex, invase, l2x, lex_multiple_imputation, realx
 from lexppl.metrics import (
@@ -94,6 +98,7 @@ __all__ = [
     "METRICS",
     "SETTINGS",
     "Settings",
+    "exact_evaluator",
     "fit_evaluators",
     "reference",
     "run",
@@ -107,9 +112,11 @@ DATASETS = ("s1", "s2", "s3")
 METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X", "LEX-MI", "FULL", "TRUTH")
 #: The paper's metrics (column name -> unit): percentages except the AUROCs.
 METRICS = ("CFSR", "TPR", "FDR", "AUROC", "eAUROC", "ACC", "eACC")
-_PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)"}
+_PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "eACC (exact)"}
 #: Columns of ours without published numbers: the mask-aware evaluator's (see the module doc).
-_EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)")
+_EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)", "eAUROC (exact)", "eACC (exact)")
+#: N(0, 1) draws per instance of the features a selection leaves out, for the exact evaluator.
+_EXACT_IMPUTATIONS = 512
 #: The k (L2X) or λ the paper selected per dataset (Table 1, "k or λ").
 _PAPER_SETTING_METRIC = "k or lambda"
 _NUM_FEATURES, _NUM_CLASSES, _CONTROL_FEATURE = 11, 2, 10
@@ -315,8 +322,9 @@ def _score(model: LEX, evaluators: dict, test, num_imputations: int, device: str
 def _score_selection(masks: Tensor, probs: Tensor | None, evaluators: dict, test, device) -> dict:
     """The metrics of the selections ``masks`` ``(N, D)``; ACC / AUROC from ``probs``
     ``(N, C)``, the explainer's own predictions (NaN when there are none: TRUTH); eACC /
-    eAUROC from ``evaluators["EVAL-X"]``, and "eACC (mask)" / "eAUROC (mask)" from
-    ``evaluators["EVAL-X+mask"]``."""
+    eAUROC from ``evaluators["EVAL-X"]``, "eACC (mask)" / "eAUROC (mask)" from
+    ``evaluators["EVAL-X+mask"]`` and "eACC (exact)" / "eAUROC (exact)" from
+    ``evaluators["exact"]`` (:func:`exact_evaluator`)."""
     x, y, truth = test.x.to(device), test.y, test.truth
     n = len(y)
     cfsr = float(control_flow_rate_per_instance(masks, _CONTROL_FEATURE).mean())
@@ -325,6 +333,13 @@ def _score_selection(masks: Tensor, probs: Tensor | None, evaluators: dict, test
     acc, auc = (math.nan, math.nan) if probs is None else (accuracy(probs, y), auroc(probs, y))
     evaluation = evaluators["EVAL-X"].score(x, y, masks.to(device))
     with_mask = evaluators["EVAL-X+mask"].score(x, y, masks.to(device))
+    # The same imputation draws for every row (common random numbers), and the global random
+    # stream left as it was.
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.manual_seed(0)
+        exact = evaluators["exact"].score(
+            x, y, masks.to(device), num_imputations=_EXACT_IMPUTATIONS
+        )
     return {
         "CFSR": cfsr,
         "TPR": tpr,
@@ -335,12 +350,15 @@ def _score_selection(masks: Tensor, probs: Tensor | None, evaluators: dict, test
         "eACC": evaluation["eacc"],
         "eAUROC (mask)": with_mask["eauroc"],
         "eACC (mask)": with_mask["eacc"],
+        "eAUROC (exact)": exact["eauroc"],
+        "eACC (exact)": exact["eacc"],
         "CFSR_se": _binomial_se(cfsr, n),
         "TPR_se": tpr_se,
         "FDR_se": fdr_se,
         "ACC_se": _binomial_se(acc, n),
         "eACC_se": _binomial_se(evaluation["eacc"], n),
         "eACC (mask)_se": _binomial_se(with_mask["eacc"], n),
+        "eACC (exact)_se": _binomial_se(exact["eacc"], n),
         "selected": float(masks.sum(-1).mean()),
         # Instance-wise or global? The selection rate of x1..x11, and how many different masks
         # the test instances get (1: the same features for every instance).
@@ -427,7 +445,7 @@ def _row(dataset, method, label, setting, tried, scores, ref, seconds):
     return row
 
 
-_SE_METRICS = ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)")
+_SE_METRICS = ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "eACC (exact)")
 _LEX_GRADIENT = {
     "relaxed": "the relaxed top-k (straight-through, LEX App. E.2)",
     "marginal": "the exact top-k marginals (SIMPLE-style)",
@@ -461,7 +479,10 @@ Settings{" (quick smoke run, not a reproduction)" if quick else ""}: {s.n_train:
 masks for {s.pretrain_epochs} epochs; FULL {s.full_epochs} epochs. Two evaluators per dataset,
 shared by all methods, each trained {s.evalx_epochs} epochs: EVAL-X with 0-imputation, as in
 the paper (eACC, eAUROC), and one that also sees the mask ("eACC (mask)", "eAUROC (mask)"; not
-in the paper: 0-imputed, an evaluator cannot tell an observed 0 from a missing feature).
+in the paper: 0-imputed, an evaluator cannot tell an observed 0 from a missing feature). A
+third is not trained: "eACC (exact)", "eAUROC (exact)" score with what EVAL-X's objective is
+maximised by, F(y | x_R) itself (S1–S3's true response averaged over
+{_EXACT_IMPUTATIONS} N(0, 1) draws of the features left out, their true conditional).
 k / λ: L2X at the paper's k; REAL-X, INVASE and BASE-X at the paper's selected λ (the method's
 row) and at λ ∈ {{{grid}}} (from the paper's grid; extra rows "METHOD (λ=…)", without published
 numbers). The paper keeps the λ of largest validation ACC; every candidate's validation ACC is
@@ -508,6 +529,16 @@ def fit_evaluators(dataset: str, train, settings: Settings, seed: int, device: s
     return evaluators
 
 
+def exact_evaluator(dataset: str, device: str) -> EvalX:
+    """The evaluator the EVAL-X of ``dataset`` approximates, exactly: :math:`F(y \\mid x_R)`,
+    the dataset's true response averaged over N(0, 1) draws of the features left out (the
+    true conditional: S1–S3's features are i.i.d. N(0, 1)); see
+    :class:`~lexppl.data.TrueResponse`."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    return EvalX.from_predictor(TrueResponse(dataset), GaussianImputer()).to(device)
+
+
 def run_dataset(
     dataset: str,
     settings: Settings,
@@ -531,6 +562,7 @@ def run_dataset(
     test = load(dataset, "test", seed=seed, n=settings.n_test)
     clock = time.perf_counter()
     evaluators = fit_evaluators(dataset, train, settings, seed, device)
+    evaluators["exact"] = exact_evaluator(dataset, device)
     logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
     rows = []
     realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k

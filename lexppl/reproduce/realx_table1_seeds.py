@@ -19,8 +19,8 @@ It reports:
 - **per dataset and method**: every metric's mean over the :math:`n` seeds and its standard
   error :math:`\\mathrm{sd}/\\sqrt n`;
 - **paired differences** :math:`\\Delta_s = m_s(\\text{LEX-MI}) - m_s(\\text{REAL-X})` for
-  TPR, eACC and eACC (mask), and TRUTH − REAL-X in eACC and eACC (mask): paired, as both
-  rows are scored on seed :math:`s`'s test set by its evaluators. The mean
+  TPR, eACC, eACC (mask) and eACC (exact), and TRUTH − REAL-X in the three eACC: paired, as
+  both rows are scored on seed :math:`s`'s test set by its evaluators. The mean
   :math:`\\bar\\Delta`, its standard error :math:`\\mathrm{SE}` and a one-sided verdict:
   "≥ 0" if :math:`\\bar\\Delta \\ge 0`; "not significantly < 0" if
   :math:`\\bar\\Delta + t_{0.95,\\,n-1}\\,\\mathrm{SE} \\ge 0` (a one-sided t-test at 5 % does
@@ -69,12 +69,20 @@ METHODS = ("REAL-X", "L2X", "INVASE", "LEX-MI", "TRUTH")
 #: The row of LEX-MI at REAL-X's mean selection size (its k varies with the seed).
 MATCHED = "LEX-MI (REAL-X's k)"
 #: Metrics averaged over seeds (percentages except the AUROCs, as in realx-table1).
-_METRICS = (*table1.METRICS, "eAUROC (mask)", "eACC (mask)", "mean selected", "distinct masks")
+_METRICS = (
+    *table1.METRICS,
+    "eAUROC (mask)",
+    "eACC (mask)",
+    "eAUROC (exact)",
+    "eACC (exact)",
+    "mean selected",
+    "distinct masks",
+)
 #: Rows compared with REAL-X, seed by seed, and in which metrics.
 _COMPARED = {
-    "LEX-MI": ("TPR", "eACC", "eACC (mask)"),
-    MATCHED: ("TPR", "eACC", "eACC (mask)"),
-    "TRUTH": ("eACC", "eACC (mask)"),
+    "LEX-MI": ("TPR", "eACC", "eACC (mask)", "eACC (exact)"),
+    MATCHED: ("TPR", "eACC", "eACC (mask)", "eACC (exact)"),
+    "TRUTH": ("eACC", "eACC (mask)", "eACC (exact)"),
 }
 _TITLE = "REAL-X Table 1's claims over regenerated datasets: mean ± SE over seeds"
 
@@ -162,7 +170,8 @@ def summarise(per_seed: Sequence[dict]) -> list[dict]:
         out = {"dataset": dataset, "method": method, "k/λ": ", ".join(settings)}
         out["seeds"] = len(rows)
         for metric in _METRICS:
-            mean, se = _mean_se([float(row[metric]) for row in rows])
+            # A metric a run did not record (an older per_seed.csv) counts as NaN.
+            mean, se = _mean_se([float(row.get(metric, math.nan)) for row in rows])
             out[metric], out[f"{metric} SE"] = mean, se
             if metric in table1.METRICS:
                 out[f"{metric} (paper)"] = reference.get((metric, method, dataset.lower()))
@@ -173,9 +182,9 @@ def summarise(per_seed: Sequence[dict]) -> list[dict]:
 def paired_differences(per_seed: Sequence[dict]) -> list[dict]:
     """
     The paired differences with REAL-X over seeds, per dataset: LEX-MI at k = 5
-    (``"LEX-MI"``) and at REAL-X's selection size (:data:`MATCHED`) in TPR, eACC and
-    eACC (mask); TRUTH, the ground truth, in eACC and eACC (mask) (how the evaluators rank a
-    perfect explanation against REAL-X's). Each row: ``dataset, comparison, metric, seeds``,
+    (``"LEX-MI"``) and at REAL-X's selection size (:data:`MATCHED`) in TPR, eACC,
+    eACC (mask) and eACC (exact); TRUTH, the ground truth, in the three eACC (how the evaluators
+    rank a perfect explanation against REAL-X's). Each row: ``dataset, comparison, metric, seeds``,
     ``ours`` and ``REAL-X`` (the means), ``difference`` (the mean of the per-seed
     differences), ``SE`` and ``verdict`` (see the module docstring). Seeds missing either row
     are skipped.
@@ -192,8 +201,8 @@ def paired_differences(per_seed: Sequence[dict]) -> list[dict]:
                 if (dataset, method, s) in by_key and (dataset, "REAL-X", s) in by_key
             ]
             for metric in metrics:
-                ours = [float(a[metric]) for a, _ in pairs]
-                theirs = [float(b[metric]) for _, b in pairs]
+                ours = [float(a.get(metric, math.nan)) for a, _ in pairs]
+                theirs = [float(b.get(metric, math.nan)) for _, b in pairs]
                 difference, se = _mean_se([a - b for a, b in zip(ours, theirs)])
                 rows.append(
                     {

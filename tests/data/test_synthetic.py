@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lexppl.data import DATASETS, MaskedDataset, load, make_switch
+from lexppl.data import DATASETS, MaskedDataset, TrueResponse, load, make_switch
 
 ALL_NAMES = ["s1", "s2", "s3", "xor", "orange", "additive", "switch"]
 DIMS = {"s1": 11, "s2": 11, "s3": 11, "xor": 10, "orange": 10, "additive": 10, "switch": 10}
@@ -175,3 +175,24 @@ def test_masked_dataset_validation():
     data = MaskedDataset(x, y, torch.zeros(4, 3), name="toy", num_classes=3)
     assert data.num_classes == 3 and data.probs is None
     assert data.feature_names == ["x1", "x2", "x3"]
+
+
+@pytest.mark.parametrize("name", ["s1", "s2", "s3", "xor", "orange", "additive"])
+def test_true_response_gives_the_generated_probabilities(name):
+    data = load(name, "test", seed=3, n=500)
+    response = TrueResponse(name)
+    probs = torch.softmax(response(data.x), dim=-1)
+    assert torch.allclose(probs, data.probs, atol=1e-6)
+    # Leading dimensions are kept: (S, N, D) -> (S, N, 2).
+    stacked = response(torch.stack([data.x, data.x]))
+    assert stacked.shape == (2, 500, 2)
+    assert torch.allclose(torch.softmax(stacked[1], -1), data.probs, atol=1e-6)
+
+
+def test_true_response_rejects_switch_unknown_names_and_wrong_widths():
+    with pytest.raises(ValueError, match="not a function of x"):
+        TrueResponse("switch")
+    with pytest.raises(ValueError, match="no dataset 's4'"):
+        TrueResponse("s4")
+    with pytest.raises(ValueError, match=r"takes inputs \(\.\.\., 11\)"):
+        TrueResponse("s3")(torch.zeros(4, 10))

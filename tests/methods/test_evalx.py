@@ -5,9 +5,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from lexppl.data import load
-from lexppl.imputers import ConstantImputer
+from lexppl.data import TrueResponse, load
+from lexppl.imputers import ConstantImputer, GaussianImputer, MarginalImputer
 from lexppl.methods import EvalX
+from lexppl.metrics import accuracy
 from lexppl.models import BernoulliLikelihood
 from lexppl.nets import MLP
 
@@ -235,3 +236,48 @@ def test_mask_as_input_tells_an_observed_zero_from_a_missing_feature():
     # Measured (seed 0, CPU): 0.368 without the mask, 0.001 with it.
     assert 0.2 < p_one[False] < 0.45, p_one
     assert p_one[True] < 0.05, p_one
+
+
+def test_from_predictor_freezes_a_given_predictor_without_fitting():
+    torch.manual_seed(0)
+    predictor = torch.nn.Linear(3, 2)
+    evaluator = EvalX.from_predictor(predictor)
+    assert bool(evaluator.fitted_) and not evaluator.training
+    assert not any(p.requires_grad for p in evaluator.parameters())
+    x = torch.randn(5, 3)
+    masks = torch.tensor([[1.0, 0.0, 1.0]]).expand(5, 3)
+    expected = torch.softmax(predictor(x * masks), dim=-1)  # 0-imputed by default
+    assert torch.allclose(evaluator.predict_proba(x, masks), expected)
+    with pytest.raises(ValueError, match="needs a fitted imputer; fit the MarginalImputer"):
+        EvalX.from_predictor(predictor, MarginalImputer())
+
+
+def test_exact_evaluator_with_every_feature_is_the_bayes_classifier():
+    data = load("s3", "test", seed=0, n=2000)
+    exact = EvalX.from_predictor(TrueResponse("s3"), GaussianImputer())
+    scores = exact.score(data.x, data.y, torch.ones_like(data.truth), num_imputations=2)
+    assert scores["eacc"] == accuracy(data.probs, data.y)
+
+
+def test_exact_evaluator_matches_quadrature_of_the_left_out_feature():
+    # L2X's orange skin: P(y = 1 | x) = sigmoid(4 - x1^2 - ... - x4^2). With x4 left out,
+    # F(y = 1 | x1..x3) = E_u sigmoid(4 - s - u^2), u ~ N(0, 1), s = x1^2 + x2^2 + x3^2:
+    # 60-node Gauss-Hermite quadrature is exact to float precision here.
+    data = load("orange", "test", seed=0, n=20)
+    masks = torch.ones(20, 10)
+    masks[:, 3] = 0.0
+    exact = EvalX.from_predictor(TrueResponse("orange"), GaussianImputer())
+    draws = 4000
+    torch.manual_seed(0)
+    estimate = exact.predict_proba(data.x, masks, num_imputations=draws)[:, 1].double()
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    weights = torch.from_numpy(weights / math.sqrt(2 * math.pi))
+    s = data.x[:, :3].double().pow(2).sum(-1, keepdim=True)
+    values = torch.sigmoid(4.0 - s - torch.from_numpy(nodes) ** 2)  # (20, 60)
+    mean = values @ weights
+    se = ((values**2 @ weights - mean**2).clamp_min(0) / draws).sqrt()
+    # Each instance's Monte Carlo mean within 4 of its standard errors (float32 sums: 1e-6).
+    assert ((estimate - mean).abs() <= 4 * se + 1e-6).all()
+    # Leaving x4 out changes the answer wherever x4 is far from its expected square.
+    full = torch.softmax(TrueResponse("orange")(data.x), -1)[:, 1].double()
+    assert ((full - mean).abs() > 8 * se)[data.x[:, 3].pow(2).sub(1).abs() > 1].all()

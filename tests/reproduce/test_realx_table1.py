@@ -4,8 +4,10 @@ import math
 import pytest
 from torch import nn
 
-from lexppl.data import load
+from lexppl.data import TrueResponse, load
+from lexppl.imputers import GaussianImputer
 from lexppl.methods import EvalX
+from lexppl.metrics import accuracy
 from lexppl.reproduce import run
 from lexppl.reproduce.realx_table1 import (
     DATASETS,
@@ -13,6 +15,7 @@ from lexppl.reproduce.realx_table1 import (
     METRICS,
     SETTINGS,
     _build,
+    exact_evaluator,
     fit_evaluators,
     reference,
 )
@@ -96,6 +99,14 @@ def test_quick_run_writes_every_method_dataset_and_metric(quick, read_csv):
         # The mask-aware evaluator's columns (ours only).
         assert 0.0 <= float(row["eACC (mask)"]) <= 100.0
         assert 0.0 <= float(row["eAUROC (mask)"]) <= 1.0
+        # The exact evaluator's: a selection holding every feature the response uses (TRUTH,
+        # FULL) gets the Bayes classifier's accuracy on the test set.
+        assert 0.0 <= float(row["eACC (exact)"]) <= 100.0
+        assert 0.0 <= float(row["eAUROC (exact)"]) <= 1.0
+        if method in ("TRUTH", "FULL"):
+            test = load(dataset, "test", seed=0, n=SETTINGS["quick"].n_test)
+            bayes = 100 * accuracy(test.probs, test.y)
+            assert float(row["eACC (exact)"]) == pytest.approx(bayes, abs=1e-9)
     markdown = (out / "results.md").read_text()
     assert "REAL-X Table 1" in markdown and "epochs" in markdown
     for metric in METRICS:
@@ -118,6 +129,14 @@ def test_fit_evaluators_gives_the_papers_and_the_mask_aware_evalx():
         )
     with pytest.raises(ValueError, match="unknown dataset 's4'"):
         fit_evaluators("s4", train, settings, seed=0, device="cpu")
+
+
+def test_exact_evaluator_is_the_true_response_under_gaussian_imputation():
+    exact = exact_evaluator("s2", "cpu")
+    assert isinstance(exact.predictor, TrueResponse) and exact.predictor.name == "s2"
+    assert isinstance(exact.imputer, GaussianImputer) and not exact.training
+    with pytest.raises(ValueError, match="unknown dataset 'xor'"):
+        exact_evaluator("xor", "cpu")
 
 
 def test_l2x_and_invase_use_the_activation_of_their_code_on_switch_data():

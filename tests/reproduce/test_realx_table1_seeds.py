@@ -30,8 +30,8 @@ def test_quick_run_writes_every_seed_method_and_dataset(quick, read_csv):
     ]
     assert all(r["seeds"] == 2 for r in rows)
     differences = read_csv(out / "differences.csv")
-    # Per dataset: LEX-MI at k = 5 and at the matched k in 3 metrics, TRUTH in 2.
-    assert len(differences) == 3 * (3 + 3 + 2)
+    # Per dataset: LEX-MI at k = 5 and at the matched k in 4 metrics, TRUTH in 3.
+    assert len(differences) == 3 * (4 + 4 + 3)
     assert {r["comparison"] for r in differences} == {
         f"{m} − REAL-X" for m in ("LEX-MI", MATCHED, "TRUTH")
     }
@@ -53,7 +53,8 @@ def test_seed_zero_gives_the_rows_of_the_single_run(quick, read_csv):
                 continue
             if label.startswith("LEX-MI ("):
                 label = MATCHED
-            for metric in ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "mean selected"):
+            metrics = ("CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "eACC (exact)")
+            for metric in (*metrics, "mean selected"):
                 value = row[metric]
                 assert math.isclose(float(ours[label][metric]), value, abs_tol=1e-9) or (
                     math.isnan(value) and ours[label][metric] == "nan"
@@ -88,7 +89,7 @@ def test_paired_differences_are_seed_by_seed():
     assert tpr["verdict"] == "≥ 0"
     # No matched-k or TRUTH rows: those comparisons have no seeds.
     others = [d for d in diffs if not d["comparison"].startswith("LEX-MI −")]
-    assert len(others) == 3 + 2 and all(d["seeds"] == 0 and d["verdict"] == "–" for d in others)
+    assert len(others) == 4 + 3 and all(d["seeds"] == 0 and d["verdict"] == "–" for d in others)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +127,8 @@ def test_summarise_gives_mean_and_standard_error_over_seeds():
     assert summary["CFSR SE"] == 0.0
     assert summary["TPR (paper)"] == 98.4  # REAL-X Table 1, S1
     assert summary["eACC (mask)"] == 0.5 and "eACC (mask) (paper)" not in summary
+    # A metric the rows do not have (an older per_seed.csv: no exact evaluator) is NaN.
+    assert math.isnan(summary["eACC (exact)"]) and math.isnan(summary["eACC (exact) SE"])
     # A metric a method has not (TRUTH's ACC) stays NaN.
     for row in rows:
         row["ACC"] = math.nan
