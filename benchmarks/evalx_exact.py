@@ -46,10 +46,9 @@ from pathlib import Path
 import torch
 from evalx_variants import train_explainers
 
-from lexppl.data import TrueResponse, load
-from lexppl.imputers import GaussianImputer
+from lexppl.data import load
 from lexppl.methods import EvalX
-from lexppl.reproduce.realx_table1 import SETTINGS, fit_evaluators
+from lexppl.reproduce.realx_table1 import SETTINGS, exact_evaluator, fit_evaluators
 
 RESULTS = Path(__file__).parent / "results"
 EVALUATORS = ("0-imputed", "mask-aware", "exact")
@@ -96,7 +95,7 @@ def run_seed(seed: int) -> dict:
 
     trained = fit_evaluators("s3", train, settings, seed, "cpu")
     evaluators = {"0-imputed": trained["EVAL-X"], "mask-aware": trained["EVAL-X+mask"]}
-    exact = EvalX.from_predictor(TrueResponse("s3"), GaussianImputer())
+    exact = exact_evaluator("s3", "cpu")  # EvalX.from_predictor(TrueResponse, GaussianImputer)
     eacc = {}
     for selection in SELECTIONS:
         mask = masks[selection]

@@ -113,7 +113,8 @@ METHODS = ("REAL-X", "L2X", "INVASE", "BASE-X", "LEX-MI", "FULL", "TRUTH")
 #: The paper's metrics (column name -> unit): percentages except the AUROCs.
 METRICS = ("CFSR", "TPR", "FDR", "AUROC", "eAUROC", "ACC", "eACC")
 _PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "eACC (exact)"}
-#: Columns of ours without published numbers: the mask-aware evaluator's (see the module doc).
+#: Columns of ours without published numbers: the mask-aware and the exact evaluators' (see
+#: the module doc).
 _EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)", "eAUROC (exact)", "eACC (exact)")
 #: N(0, 1) draws per instance of the features a selection leaves out, for the exact evaluator.
 _EXACT_IMPUTATIONS = 512
