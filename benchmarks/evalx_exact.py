@@ -35,22 +35,14 @@ Run: ``.venv/bin/python benchmarks/evalx_exact.py`` (15 seeds, the 15 of
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import multiprocessing
-import statistics
-import time
-from pathlib import Path
-
 import torch
 from evalx_variants import train_explainers
+from seed_study import mean_se, run_seeds, seed_parser, write_results
 
 from lexppl.data import load
 from lexppl.methods import EvalX
 from lexppl.reproduce.realx_table1 import SETTINGS, exact_evaluator, fit_evaluators
 
-RESULTS = Path(__file__).parent / "results"
 EVALUATORS = ("0-imputed", "mask-aware", "exact")
 SELECTIONS = ("REAL-X", "LEX-MI", "TRUTH", "TRUTH − near-0", "TRUTH − random")
 NEAR_ZERO = 0.5  # |x_j| below this counts as near the imputed constant 0
@@ -128,30 +120,26 @@ def run_seed(seed: int) -> dict:
     return {"seed": seed, "eACC": eacc, "error vs F": error, "|x| orange branch": magnitude}
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
-
-
 def summarise(per_seed: list[dict]) -> dict:
     """Means ± SE over seeds: eACC per selection and evaluator, each selection minus TRUTH and
     LEX-MI minus REAL-X (paired by seed), the evaluators' error and the |x_j| kept / left out."""
     eacc, minus_truth = {}, {}
     for selection in SELECTIONS:
         eacc[selection] = {
-            e: _mean_se([s["eACC"][selection][e] for s in per_seed]) for e in EVALUATORS
+            e: mean_se([s["eACC"][selection][e] for s in per_seed]) for e in EVALUATORS
         }
         minus_truth[selection] = {
-            e: _mean_se([s["eACC"][selection][e] - s["eACC"]["TRUTH"][e] for s in per_seed])
+            e: mean_se([s["eACC"][selection][e] - s["eACC"]["TRUTH"][e] for s in per_seed])
             for e in EVALUATORS
         }
     lex_minus_realx = {
-        e: _mean_se([s["eACC"]["LEX-MI"][e] - s["eACC"]["REAL-X"][e] for s in per_seed])
+        e: mean_se([s["eACC"]["LEX-MI"][e] - s["eACC"]["REAL-X"][e] for s in per_seed])
         for e in EVALUATORS
     }
-    error = {e: _mean_se([s["error vs F"][e] for s in per_seed]) for e in EVALUATORS[:2]}
+    error = {e: mean_se([s["error vs F"][e] for s in per_seed]) for e in EVALUATORS[:2]}
     magnitude = {
         name: {
-            part: _mean_se([s["|x| orange branch"][name][part] for s in per_seed])
+            part: mean_se([s["|x| orange branch"][name][part] for s in per_seed])
             for part in ("kept", "left out")
         }
         for name in ("REAL-X", "LEX-MI")
@@ -213,29 +201,12 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = seed_parser(__doc__.splitlines()[0], seeds=15)
     args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
-    started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        per_seed = pool.map(run_seed, range(args.seeds))
-    seconds = time.perf_counter() - started
-
-    RESULTS.mkdir(exist_ok=True)
-    record = {
-        "per_seed": per_seed,
-        "summary": summarise(per_seed),
-        "workers": args.workers,
-        "seconds": seconds,
-        "torch": torch.__version__,
-    }
-    (RESULTS / "evalx_exact.json").write_text(json.dumps(record, indent=2))
-    text = report(per_seed, args.workers, seconds)
-    (RESULTS / "evalx_exact.md").write_text(text)
-    print(text, end="")
+    per_seed, seconds = run_seeds(parser, args, run_seed)
+    record = {"per_seed": per_seed, "summary": summarise(per_seed), "workers": args.workers}
+    record["seconds"] = seconds
+    write_results("evalx_exact", record, report(per_seed, args.workers, seconds))
 
 
 if __name__ == "__main__":

@@ -33,15 +33,8 @@ workers).
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import multiprocessing
-import statistics
-import time
-from pathlib import Path
-
 import torch
+from seed_study import mean_se, run_seeds, seed_parser, write_results
 
 from lexppl.data import load
 from lexppl.imputers import ConstantImputer
@@ -49,7 +42,6 @@ from lexppl.methods import EvalX, lex_multiple_imputation, realx
 from lexppl.nets import MLP
 from lexppl.reproduce.realx_table1 import DATASETS, SETTINGS, fit_evaluators
 
-RESULTS = Path(__file__).parent / "results"
 NUM_FEATURES, NUM_CLASSES = 11, 2
 SELECTIONS = ("REAL-X", "LEX-MI", "TRUTH", "ALL")
 #: Evaluator -> (training data, epochs, Adam lr, weight decay, imputed constant, mask as input).
@@ -169,10 +161,6 @@ def run_seed(seed: int, n_fresh: int = 200_000) -> dict:
     return {"variants": result, "table evaluators": table_evaluators_fit(seed)}
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
-
-
 def summarise(per_seed: list[dict]) -> list[dict]:
     """One row per evaluator: means ± SE over seeds, and eACC gaps to REAL-X paired by seed."""
     rows = []
@@ -180,10 +168,10 @@ def summarise(per_seed: list[dict]) -> list[dict]:
         results = [seed["variants"][name] for seed in per_seed]
         row = {"evaluator": name}
         for column in ("held-out eq. 5", *SELECTIONS):
-            row[column] = _mean_se([result[column] for result in results])
+            row[column] = mean_se([result[column] for result in results])
         for selection in ("TRUTH", "LEX-MI"):
             gaps = [result[selection] - result["REAL-X"] for result in results]
-            row[f"{selection} − REAL-X"] = _mean_se(gaps)
+            row[f"{selection} − REAL-X"] = mean_se(gaps)
         rows.append(row)
     return rows
 
@@ -197,9 +185,9 @@ def summarise_table_evaluators(per_seed: list[dict]) -> list[dict]:
         rows.append(
             {
                 "dataset": dataset,
-                "0-imputed": _mean_se([fit["0-imputed"] for fit in fits]),
-                "mask-aware": _mean_se([fit["mask-aware"] for fit in fits]),
-                "mask-aware − 0-imputed": _mean_se(
+                "0-imputed": mean_se([fit["0-imputed"] for fit in fits]),
+                "mask-aware": mean_se([fit["mask-aware"] for fit in fits]),
+                "mask-aware − 0-imputed": mean_se(
                     [fit["mask-aware"] - fit["0-imputed"] for fit in fits]
                 ),
             }
@@ -255,30 +243,17 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = seed_parser(__doc__.splitlines()[0], seeds=5)
     args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
-    started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        per_seed = pool.map(run_seed, range(args.seeds))
-    seconds = time.perf_counter() - started
-
-    RESULTS.mkdir(exist_ok=True)
+    per_seed, seconds = run_seeds(parser, args, run_seed)
     record = {
         "per_seed": per_seed,
         "summary": summarise(per_seed),
         "table evaluators": summarise_table_evaluators(per_seed),
         "workers": args.workers,
         "seconds": seconds,
-        "torch": torch.__version__,
     }
-    (RESULTS / "evalx_variants.json").write_text(json.dumps(record, indent=2))
-    text = report(per_seed, args.workers, seconds)
-    (RESULTS / "evalx_variants.md").write_text(text)
-    print(text, end="")
+    write_results("evalx_variants", record, report(per_seed, args.workers, seconds))
 
 
 if __name__ == "__main__":

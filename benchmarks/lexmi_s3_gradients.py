@@ -28,22 +28,16 @@ benchmarks/lexmi_s3_gradients.py --seeds 15 --variants relaxed --name lexmi_s3_1
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import json
 import math
-import multiprocessing
 import re
-import statistics
-import time
-from pathlib import Path
 
 import torch
+from seed_study import mean_se, run_seeds, seed_parser, write_results
 
 from lexppl.reproduce.realx_table1 import SETTINGS, run_dataset
 
-RESULTS = Path(__file__).parent / "results"
 #: LEX-MI variants: key -> (label, overrides of realx-table1's Settings).
 VARIANTS = {
     "relaxed": ("relaxed, 10 masks", {}),
@@ -73,10 +67,6 @@ def run_seed(seed: int, variants: tuple[str, ...] = tuple(VARIANTS)) -> dict:
     return result
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
-
-
 def summarise(per_seed: list[dict], variants: tuple[str, ...] = tuple(VARIANTS)) -> list[dict]:
     """One row per selection: means ± SE over seeds, and eACC differences paired by seed."""
     rows = []
@@ -85,11 +75,11 @@ def summarise(per_seed: list[dict], variants: tuple[str, ...] = tuple(VARIANTS))
         for metric in ("TPR", "eACC", "eACC (mask)", "val ACC", "train s"):
             values = [seed[name].get(metric) for seed in per_seed]
             if all(isinstance(v, float) and not math.isnan(v) for v in values):
-                row[metric] = _mean_se(values)
+                row[metric] = mean_se(values)
         for other in ("REAL-X", "TRUTH"):
             if other != name:
                 gaps = [seed[name]["eACC"] - seed[other]["eACC"] for seed in per_seed]
-                row[f"eACC − {other}"] = _mean_se(gaps)
+                row[f"eACC − {other}"] = mean_se(gaps)
                 if other == "REAL-X":
                     mean, se = row[f"eACC − {other}"]
                     row["t"] = mean / se
@@ -141,9 +131,7 @@ def report(per_seed: list[dict], variants: tuple[str, ...], workers: int, second
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = seed_parser(__doc__.splitlines()[0], seeds=5)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}"
     )
@@ -153,24 +141,15 @@ def main() -> None:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; expected some of {list(VARIANTS)}")
-    started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        per_seed = pool.map(functools.partial(run_seed, variants=variants), range(args.seeds))
-    seconds = time.perf_counter() - started
-
-    RESULTS.mkdir(exist_ok=True)
+    per_seed, seconds = run_seeds(parser, args, functools.partial(run_seed, variants=variants))
     record = {
         "per_seed": per_seed,
         "summary": summarise(per_seed, variants),
         "variants": variants,
         "workers": args.workers,
         "seconds": seconds,
-        "torch": torch.__version__,
     }
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=str))
-    text = report(per_seed, variants, args.workers, seconds)
-    (RESULTS / f"{args.name}.md").write_text(text)
-    print(text, end="")
+    write_results(args.name, record, report(per_seed, variants, args.workers, seconds))
 
 
 if __name__ == "__main__":

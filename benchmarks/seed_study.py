@@ -1,0 +1,57 @@
+"""What the seed-study benchmarks share: one run per seed in worker processes, means ± SE over
+seeds, and the results written beside the others (``benchmarks/results/NAME.{json,md}``).
+
+Not a benchmark itself; ``evalx_variants.py``, ``evalx_exact.py`` and ``lexmi_s3_gradients.py``
+import it (run them as scripts, from any folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error sd / √n."""
+    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+def seed_parser(description: str, seeds: int) -> argparse.ArgumentParser:
+    """A parser with ``--seeds`` (default ``seeds``) and ``--workers`` (default 2)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def run_seeds(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, run_seed: Callable[[int], dict]
+) -> tuple[list[dict], float]:
+    """``run_seed(0), …, run_seed(args.seeds - 1)`` in ``args.workers`` fresh processes
+    ("spawn": safe with torch's threads); returns the results and the wall time in seconds."""
+    if args.seeds < 2:
+        parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        per_seed = pool.map(run_seed, range(args.seeds))
+    return per_seed, time.perf_counter() - started
+
+
+def write_results(name: str, record: dict, text: str) -> None:
+    """``record`` (with the torch version added) to ``NAME.json`` and ``text`` to ``NAME.md`` in
+    :data:`RESULTS`; ``text`` is printed too."""
+    RESULTS.mkdir(exist_ok=True)
+    record = {**record, "torch": torch.__version__}
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text, end="")
