@@ -30,7 +30,7 @@ Cells are means ± SE over seeds (sd / √seeds); differences are paired by seed
 ``benchmarks/results/evalx_exact.{json,md}``.
 
 Run: ``.venv/bin/python benchmarks/evalx_exact.py`` (15 seeds, the 15 of
-``lexmi_s3_gradients.py --seeds 15``; about 33 minutes with 2 workers).
+``lexmi_gradients.py --seeds 15``; about 33 minutes with 2 workers).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the seed-study benchmarks share: one run per seed in worker processes, means ± SE over
 seeds, and the results written beside the others (``benchmarks/results/NAME.{json,md}``).
 
-Not a benchmark itself; ``evalx_variants.py``, ``evalx_exact.py`` and ``lexmi_s3_gradients.py``
+Not a benchmark itself; ``evalx_variants.py``, ``evalx_exact.py`` and ``lexmi_gradients.py``
 import it (run them as scripts, from any folder).
 """
 

@@ -546,12 +546,15 @@ def run_dataset(
     seed: int,
     device: str,
     methods: tuple[str, ...] = METHODS,
+    realx_selected: float | None = None,
 ) -> list[dict]:
     """
     The rows of one dataset (a name in :data:`DATASETS`): its data drawn with ``seed``, the
     evaluators trained, then each of ``methods`` (a subset of :data:`METHODS`, in that order)
     trained at its candidate k / λ and scored. A method's seed depends on ``seed``, the dataset
     and its place in :data:`METHODS` only, so a subset gives the same rows as the full table.
+    ``realx_selected``: REAL-X's mean selection size (its row's "mean selected"), for LEX-MI's
+    extra row at that size when REAL-X is not among ``methods``.
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -566,7 +569,7 @@ def run_dataset(
     evaluators["exact"] = exact_evaluator(dataset, device)
     logger.info("%s EVAL-X (both) trained in %.0f s", dataset, time.perf_counter() - clock)
     rows = []
-    realx_selected = None  # REAL-X's mean selection size: LEX-MI's matched k
+    # REAL-X's mean selection size: LEX-MI's matched k (REAL-X's own row, when trained here).
     for m, name in enumerate(METHODS):
         if name not in methods:
             continue

@@ -61,6 +61,19 @@ def test_seed_zero_gives_the_rows_of_the_single_run(quick, read_csv):
                 )
 
 
+def test_lexmi_alone_given_realx_size_trains_the_matched_row():
+    # Without REAL-X in the run, its size is given: LEX-MI gets its extra row at that size,
+    # and its k = 5 row is unchanged.
+    settings = SETTINGS["quick"]
+    matched = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
+    alone = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",))
+    assert [r["k/λ"] for r in matched] == ["k=5", "k=7"]
+    assert [r["k/λ"] for r in alone] == ["k=5"]
+    assert matched[1]["mean selected"] == 7.0
+    for metric in ("TPR", "eACC", "eACC (exact)"):
+        assert matched[0][metric] == pytest.approx(alone[0][metric], abs=1e-9)
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown methods"):
         run_dataset("s1", SETTINGS["quick"], 0, "cpu", methods=("REAL-X", "LIME"))
