@@ -119,7 +119,12 @@ def _cell(value: tuple[float, float] | float | None) -> str:
 
 
 def report(
-    per_seed: list[dict], dataset: str, variants: tuple[str, ...], workers: int, seconds: float
+    per_seed: list[dict],
+    dataset: str,
+    variants: tuple[str, ...],
+    workers: int,
+    seconds: float,
+    first_seed: int = 0,
 ) -> str:
     """The markdown tables of :func:`summarise`, with the run's settings."""
     scores = ("TPR", "mean selected", "eACC (mask)", "val ACC", "train s")
@@ -146,7 +151,8 @@ def report(
         ]
         lines.append("")
     lines.append(
-        f"{dataset.upper()}, {len(per_seed)} seeds (data, evaluators and initialisations as in "
+        f"{dataset.upper()}, {len(per_seed)} seeds ({first_seed}–{first_seed + len(per_seed) - 1};"
+        f" data, evaluators and initialisations as in "
         f"`lexppl reproduce realx-table1-seeds`); mean ± SE over seeds, differences paired by "
         f"seed; percentages; t = paired difference / SE. eACC: the paper's 0-imputed EVAL-X; "
         f"eACC (mask): the mask-aware one; eACC (exact): F(y | x_R) itself. REAL-X at the "
@@ -173,13 +179,14 @@ def main() -> None:
     per_seed, seconds = run_seeds(parser, args, run)
     record = {
         "dataset": args.dataset,
+        "first_seed": args.first_seed,
         "per_seed": per_seed,
         "summary": summarise(per_seed, variants),
         "variants": variants,
         "workers": args.workers,
         "seconds": seconds,
     }
-    text = report(per_seed, args.dataset, variants, args.workers, seconds)
+    text = report(per_seed, args.dataset, variants, args.workers, seconds, args.first_seed)
     write_results(args.name or f"lexmi_{args.dataset}_gradients", record, text)
 
 

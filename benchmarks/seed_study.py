@@ -27,9 +27,13 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def seed_parser(description: str, seeds: int) -> argparse.ArgumentParser:
-    """A parser with ``--seeds`` (default ``seeds``) and ``--workers`` (default 2)."""
+    """A parser with ``--seeds`` (default ``seeds``), ``--first-seed`` (default 0) and
+    ``--workers`` (default 2)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--seeds", type=int, default=seeds, help="how many seeds")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first (fresh seeds for a confirmation)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     return parser
 
@@ -37,13 +41,17 @@ def seed_parser(description: str, seeds: int) -> argparse.ArgumentParser:
 def run_seeds(
     parser: argparse.ArgumentParser, args: argparse.Namespace, run_seed: Callable[[int], dict]
 ) -> tuple[list[dict], float]:
-    """``run_seed(0), …, run_seed(args.seeds - 1)`` in ``args.workers`` fresh processes
-    ("spawn": safe with torch's threads); returns the results and the wall time in seconds."""
+    """``run_seed(s)`` for the ``args.seeds`` seeds from ``args.first_seed`` on, in
+    ``args.workers`` fresh processes ("spawn": safe with torch's threads); returns the results
+    and the wall time in seconds."""
     if args.seeds < 2:
         parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0; got {args.first_seed}")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        per_seed = pool.map(run_seed, range(args.seeds))
+        per_seed = pool.map(run_seed, seeds)
     return per_seed, time.perf_counter() - started
 
 
