@@ -167,7 +167,7 @@ def report(
 
 
 def main() -> None:
-    parser = seed_parser(__doc__.splitlines()[0], seeds=5)
+    parser = seed_parser(__doc__.splitlines()[0], seeds=5, first_seed=True)
     parser.add_argument("--dataset", default="s3", choices=DATASETS)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}"

@@ -26,14 +26,15 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
-def seed_parser(description: str, seeds: int) -> argparse.ArgumentParser:
-    """A parser with ``--seeds`` (default ``seeds``), ``--first-seed`` (default 0) and
-    ``--workers`` (default 2)."""
+def seed_parser(description: str, seeds: int, first_seed: bool = False) -> argparse.ArgumentParser:
+    """A parser with ``--seeds`` (default ``seeds``) and ``--workers`` (default 2); with
+    ``first_seed``, also ``--first-seed`` (default 0), for scripts whose reports name it."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, default=seeds, help="how many seeds")
-    parser.add_argument(
-        "--first-seed", type=int, default=0, help="the first (fresh seeds for a confirmation)"
-    )
+    if first_seed:
+        parser.add_argument(
+            "--first-seed", type=int, default=0, help="the first (fresh seeds for a confirmation)"
+        )
     parser.add_argument("--workers", type=int, default=2)
     return parser
 
@@ -41,14 +42,15 @@ def seed_parser(description: str, seeds: int) -> argparse.ArgumentParser:
 def run_seeds(
     parser: argparse.ArgumentParser, args: argparse.Namespace, run_seed: Callable[[int], dict]
 ) -> tuple[list[dict], float]:
-    """``run_seed(s)`` for the ``args.seeds`` seeds from ``args.first_seed`` on, in
-    ``args.workers`` fresh processes ("spawn": safe with torch's threads); returns the results
-    and the wall time in seconds."""
+    """``run_seed(s)`` for the ``args.seeds`` seeds from ``args.first_seed`` (0 if the parser
+    has no ``--first-seed``) on, in ``args.workers`` fresh processes ("spawn": safe with torch's
+    threads); returns the results and the wall time in seconds."""
     if args.seeds < 2:
         parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
-    if args.first_seed < 0:
-        parser.error(f"--first-seed must be at least 0; got {args.first_seed}")
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    first = getattr(args, "first_seed", 0)
+    if first < 0:
+        parser.error(f"--first-seed must be at least 0; got {first}")
+    seeds = range(first, first + args.seeds)
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         per_seed = pool.map(run_seed, seeds)
