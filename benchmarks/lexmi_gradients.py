@@ -1,4 +1,4 @@
-"""Does a better LEX-MI selector close its eACC gap to REAL-X? Three mask gradients, S1–S3.
+"""Does a better LEX-MI selector close its eACC gap to REAL-X? Gradients and parametrisations.
 
 In ``lexppl reproduce realx-table1-seeds`` LEX with Gaussian multiple imputation (LEX-MI, k = 5)
 has a TPR at least REAL-X's, but an eACC 1.4 points lower on S3 under the paper's 0-imputed
@@ -15,7 +15,16 @@ seeds, so the first variant's rows are the study's):
   - ``relaxed, 10 masks``: the table's, straight-through with the relaxed top-k (LEX App. E.2);
   - ``marginal, 10 masks``: straight-through through the exact marginals (SIMPLE-style,
     :class:`~lexppl.infer.PathwiseBound` ``method="marginal"``);
-  - ``relaxed, 1 mask``: the plain ELBO (one mask sample per instance).
+  - ``relaxed, 1 mask``: the plain ELBO (one mask sample per instance);
+  - ``Bernoulli, REAL-X's λ``: not k-subset masks but REAL-X's own selector family, independent
+    Bernoulli masks with its penalty λ·mean(z) at the paper's λ for REAL-X, with the table's
+    relaxed gradient and 10 masks, trained jointly (LEX App. F.2.2's second set-up);
+  - ``REAL-X, Gaussian imputation``: REAL-X itself, preset and training, with one change: its
+    predictor is pre-trained and its selector trained with N(0, 1) multiple imputation instead
+    of 0-imputation (the component LEX Fig. 11 varies).
+
+  The last two learn their size, so they have one row each; "mean selected − REAL-X" says
+  whether they pad.
 
 Each cell is the mean over seeds ± its standard error (sd / √seeds); the differences are paired
 by seed. "val ACC" is LEX-MI's own predictor on the 10,000 validation instances, a criterion that
@@ -27,8 +36,11 @@ Run: ``.venv/bin/python benchmarks/lexmi_gradients.py`` (S3, about 25 minutes wi
 ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants relaxed,marginal``
 (about 20 minutes), the confirmation on fresh seeds ``.venv/bin/python
 benchmarks/lexmi_gradients.py --dataset s1 --variants marginal --first-seed 5 --name
-lexmi_s1_confirm`` (about 11 minutes; likewise s2, s3), and, with more seeds for the REAL-X and
-TRUTH comparison,
+lexmi_s1_confirm`` (about 11 minutes; likewise s2, s3), the two parametrisations at REAL-X's
+λ ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants bernoulli --seeds 10
+--name lexmi_s1_bernoulli`` (about 13 minutes) and ``... --variants realx-gaussian --seeds 10
+--first-seed 10 --name lexmi_s1_realx_gaussian`` (likewise s2, s3), and, with more seeds for
+the REAL-X and TRUTH comparison,
 ``.venv/bin/python benchmarks/lexmi_gradients.py --seeds 15 --variants relaxed --name
 lexmi_s3_15_seeds``.
 """
@@ -43,21 +55,25 @@ import re
 import torch
 from seed_study import mean_se, run_seeds, seed_parser, write_results
 
-from lexppl.reproduce.realx_table1 import DATASETS, SETTINGS, run_dataset
+from lexppl.reproduce.realx_table1 import DATASETS, SETTINGS, reference, run_dataset
 
 #: LEX-MI variants: key -> (label, overrides of realx-table1's Settings).
 VARIANTS = {
     "relaxed": ("relaxed, 10 masks", {}),
     "marginal": ("marginal, 10 masks", {"lex_pathwise_method": "marginal"}),
     "one-mask": ("relaxed, 1 mask", {"lex_num_masks": 1}),
+    "bernoulli": ("Bernoulli, REAL-X's λ", {"lex_parametrisation": "bernoulli"}),
+    "realx-gaussian": ("REAL-X, Gaussian imputation", {"lex_parametrisation": "realx"}),
 }
+#: Variants whose size is learned: no row at REAL-X's size.
+SIZE_LEARNED = ("bernoulli", "realx-gaussian")
 #: The seeds study's settings: realx-table1's, with only the paper's λ for REAL-X.
 TABLE = dataclasses.replace(SETTINGS["default"], lambda_grid=())
 #: Suffix of a variant's row at REAL-X's selection size.
 MATCHED = ", REAL-X's size"
 #: Scores averaged over seeds, and those whose paired differences are reported.
 METRICS = ("TPR", "mean selected", "eACC", "eACC (mask)", "eACC (exact)", "val ACC", "train s")
-COMPARED = ("TPR", "eACC", "eACC (exact)")
+COMPARED = ("TPR", "eACC", "eACC (exact)", "mean selected")
 
 
 def _validation_acc(row: dict) -> float:
@@ -74,20 +90,24 @@ def run_seed(seed: int, dataset: str = "s3", variants: tuple[str, ...] = tuple(V
     rows = run_dataset(dataset, TABLE, seed, "cpu", methods=("REAL-X", "TRUTH"))
     result = {row["method"]: row for row in rows}
     realx_size = result["REAL-X"]["mean selected"]
-    for label, overrides in (VARIANTS[key] for key in variants):
+    for key in variants:
+        label, overrides = VARIANTS[key]
         settings = dataclasses.replace(TABLE, **overrides)
         lex_rows = run_dataset(dataset, settings, seed, "cpu", ("LEX-MI",), realx_size)
         for row in lex_rows:
             row["val ACC"] = _validation_acc(row)
         result[label] = lex_rows[0]
-        result[label + MATCHED] = lex_rows[-1]
+        if key not in SIZE_LEARNED:
+            result[label + MATCHED] = lex_rows[-1]
     return result
 
 
 def selections(variants: tuple[str, ...]) -> list[str]:
-    """The table's rows: REAL-X, TRUTH, then each variant at k = 5 and at REAL-X's size."""
+    """The table's rows: REAL-X, TRUTH, then each variant at k = 5 (or its learned size) and at
+    REAL-X's size."""
     labels = [VARIANTS[key][0] for key in variants]
-    return ["REAL-X", "TRUTH", *labels, *(label + MATCHED for label in labels)]
+    matched = [VARIANTS[key][0] + MATCHED for key in variants if key not in SIZE_LEARNED]
+    return ["REAL-X", "TRUTH", *labels, *matched]
 
 
 def summarise(per_seed: list[dict], variants: tuple[str, ...] = tuple(VARIANTS)) -> list[dict]:
@@ -121,6 +141,20 @@ def _cell(value: tuple[float, float] | float | None) -> str:
     return f"{value[0]:.2f} ± {value[1]:.2f}"
 
 
+def _lambda_text(dataset: str, variants: tuple[str, ...]) -> str:
+    # The variants at REAL-X's λ, if any.
+    if not set(variants) & set(SIZE_LEARNED):
+        return ""
+    lam = reference()[("k or lambda", "REAL-X", dataset)]
+    text = f"; the Bernoulli rows at REAL-X's λ = {lam:g}, scored on 1[π > 1/2]"
+    if "realx-gaussian" in variants:
+        text += (
+            f" (REAL-X with Gaussian imputation trained as REAL-X: {TABLE.pretrain_epochs} + "
+            f"{TABLE.epochs} epochs)"
+        )
+    return text
+
+
 def report(
     per_seed: list[dict],
     dataset: str,
@@ -130,17 +164,15 @@ def report(
     first_seed: int = 0,
 ) -> str:
     """The markdown tables of :func:`summarise`, with the run's settings."""
-    scores = ("mean selected", "eACC (mask)", "val ACC", "train s")
+    scores = ("eACC (mask)", "val ACC", "train s")
     gaps = [
         (metric, (metric, f"{metric} − REAL-X", f"t ({metric})", f"{metric} − TRUTH"))
         for metric in COMPARED
     ]
-    gradients = "one mask gradient" if len(variants) == 1 else f"{len(variants)} mask gradients"
+    labels = "; ".join(VARIANTS[key][0] for key in variants)
     rows = summarise(per_seed, variants)
-    lines = [
-        f"# LEX-MI on {dataset.upper()} with {gradients}: selection quality against the eACC gaps",
-        "",
-    ]
+    lines = [f"# LEX-MI on {dataset.upper()} ({labels}): selection quality against the eACC gaps"]
+    lines.append("")
     for title, columns in [("Selections", scores), *gaps]:
         lines += [
             f"## {title}",
@@ -157,11 +189,13 @@ def report(
         f"{dataset.upper()}, {len(per_seed)} seeds ({first_seed}–{first_seed + len(per_seed) - 1};"
         f" data, evaluators and initialisations as in "
         f"`lexppl reproduce realx-table1-seeds`); mean ± SE over seeds, differences paired by "
-        f"seed; percentages; t = paired difference / SE. eACC: the paper's 0-imputed EVAL-X; "
+        f"seed; percentages, but mean selected in features; t = paired difference / SE. "
+        f"eACC: the paper's 0-imputed EVAL-X; "
         f"eACC (mask): the mask-aware one; eACC (exact): F(y | x_R) itself. REAL-X at the "
         f"paper's λ; LEX-MI k = {TABLE.lex_k} and REAL-X's mean selection size rounded "
-        f'("{MATCHED[2:]}"), {TABLE.lex_epochs} epochs, Adam {TABLE.lr:g}. cpu, {workers} '
-        f"workers of 1 thread, torch {torch.__version__}, {seconds / 60:.1f} min."
+        f'("{MATCHED[2:]}"), {TABLE.lex_epochs} epochs, Adam {TABLE.lr:g}'
+        f"{_lambda_text(dataset, variants)}. cpu, {workers} workers of 1 thread, "
+        f"torch {torch.__version__}, {seconds / 60:.1f} min."
     )
     return "\n".join(lines) + "\n"
 

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from lexppl.distributions import IndependentBernoulli, KSubset
-from lexppl.imputers import ConstantImputer, GaussianImputer
+from lexppl.imputers import ConstantImputer, GaussianImputer, Imputer
 from lexppl.infer import (
     ConcreteBound,
     ImportanceWeightedBound,
@@ -394,16 +394,20 @@ def invase(
     return Method("invase", model, bound, defaults, num_classes=num_classes)
 
 
-def _rebar_method(num_features, num_classes, lam, selector_hidden, predictor_hidden, nets):
+def _rebar_method(
+    num_features, num_classes, lam, selector_hidden, predictor_hidden, nets, imputer=None
+):
     _check_sizes(num_features, num_classes)
     _check_positive("lam", lam, allow_zero=True)
+    if imputer is not None and not isinstance(imputer, Imputer):
+        raise ValueError(f"Expected imputer to be a lexppl Imputer but got {imputer!r}.")
     selector, predictor = _nets(
         num_features, num_classes, selector_hidden, predictor_hidden, **nets
     )
     model = LEX(
         selector,
         predictor,
-        ConstantImputer(0.0),
+        ConstantImputer(0.0) if imputer is None else imputer,
         IndependentBernoulli,
         CategoricalLikelihood(),
         regularizer=L1Penalty(lam),
@@ -422,6 +426,7 @@ def realx(
     selector: nn.Module | None = None,
     predictor: nn.Module | None = None,
     groups: FeatureGroups | None = None,
+    imputer: Imputer | None = None,
 ) -> Method:
     r"""
     REAL-X (Jethani et al. 2021) as a LEX model.
@@ -453,13 +458,17 @@ def realx(
     :param int pretrain_epochs: epochs of predictor pre-training (> 0); override in
         :meth:`Method.train` with ``pretrain_epochs=...``.
     :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``.
+    :param imputer: REAL-X's component to vary (LEX Fig. 11 varies its constant): ``None``
+        for the paper's 0-imputation, or any :class:`~lexppl.imputers.Imputer`, used both in
+        pre-training and in the selector's training, e.g.
+        :class:`~lexppl.imputers.GaussianImputer` for multiple imputation.
     """
     _check_epochs(pretrain_epochs)
     if pretrain_epochs == 0:
         raise ValueError("REAL-X needs a pre-trained predictor: pretrain_epochs must be >= 1.")
     nets = dict(selector=selector, predictor=predictor, groups=groups)
     model, bound = _rebar_method(
-        num_features, num_classes, lam, selector_hidden, predictor_hidden, nets
+        num_features, num_classes, lam, selector_hidden, predictor_hidden, nets, imputer
     )
     defaults = dict(lr=1e-4, weight_decay=1e-3, batch_size=1000)
     return Method("realx", model, bound, defaults, pretrain_epochs, num_classes=num_classes)

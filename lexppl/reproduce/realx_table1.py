@@ -94,6 +94,7 @@ from lexppl.train import fit
 
 __all__ = [
     "DATASETS",
+    "LEX_PARAMETRISATIONS",
     "METHODS",
     "METRICS",
     "SETTINGS",
@@ -118,6 +119,8 @@ _PERCENT = {"CFSR", "TPR", "FDR", "ACC", "eACC", "eACC (mask)", "eACC (exact)"}
 _EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)", "eAUROC (exact)", "eACC (exact)")
 #: N(0, 1) draws per instance of the features a selection leaves out, for the exact evaluator.
 _EXACT_IMPUTATIONS = 512
+#: LEX-MI's parametrisations (``Settings.lex_parametrisation``): fixed k, or REAL-X's λ.
+LEX_PARAMETRISATIONS = ("k-subset", "bernoulli", "realx")
 #: The k (L2X) or λ the paper selected per dataset (Table 1, "k or λ").
 _PAPER_SETTING_METRIC = "k or lambda"
 _NUM_FEATURES, _NUM_CLASSES, _CONTROL_FEATURE = 11, 2, 10
@@ -153,6 +156,21 @@ class Settings:
     lex_num_masks: int = 10
     # Gradient of LEX-MI's masks: "relaxed" (LEX App. E.2) or "marginal" (SIMPLE-style).
     lex_pathwise_method: str = "relaxed"
+    # LEX-MI's parametrisation (:data:`LEX_PARAMETRISATIONS`): "k-subset" (k = lex_k, then
+    # REAL-X's size); "bernoulli": independent Bernoulli masks with REAL-X's penalty λ·mean(z)
+    # at the paper's λ for REAL-X on that dataset, otherwise as "k-subset" (LEX App. F.2.2's
+    # second set-up); "realx": REAL-X's preset and training (pre-trained, frozen predictor,
+    # REBAR, ``epochs``) at its λ with one change, Gaussian imputation instead of 0. The last
+    # two have one row each, their size learned.
+    lex_parametrisation: str = "k-subset"
+
+    def __post_init__(self) -> None:
+        # An unknown value fails here, not after the evaluators' training.
+        if self.lex_parametrisation not in LEX_PARAMETRISATIONS:
+            raise ValueError(
+                f"Unknown lex_parametrisation {self.lex_parametrisation!r}; valid choices are "
+                f"{', '.join(map(repr, LEX_PARAMETRISATIONS))}."
+            )
 
 
 SETTINGS = {
@@ -228,7 +246,10 @@ def _candidates(
 ) -> list[float]:
     """The k or λ values tried for ``name`` on ``dataset``: the paper's selected value, plus
     ``settings.lambda_grid`` for the λ methods; LEX-MI: ``settings.lex_k``, then REAL-X's mean
-    selection size ``realx_selected`` rounded, if it differs."""
+    selection size ``realx_selected`` rounded, if it differs (with Bernoulli masks, the paper's
+    λ for REAL-X)."""
+    if name == "LEX-MI" and _lex_by_lambda(settings):
+        return [reference()[(_PAPER_SETTING_METRIC, "REAL-X", dataset)]]
     if name == "LEX-MI":
         values = [settings.lex_k]
         if realx_selected is not None:
@@ -241,8 +262,16 @@ def _candidates(
     return sorted({paper, *settings.lambda_grid})
 
 
-def _setting_text(name: str, value: float) -> str:
-    return f"k={int(value)}" if name in ("L2X", "LEX-MI") else f"λ={value:g}"
+def _lex_by_lambda(settings: Settings) -> bool:
+    # Bernoulli masks with REAL-X's penalty, rather than k-subset masks.
+    return settings.lex_parametrisation != "k-subset"
+
+
+def _setting_text(name: str, value: float, settings: Settings | None = None) -> str:
+    # "k=…" or "λ=…"; LEX-MI's depends on its mask distribution (k-subset without settings).
+    bernoulli = settings is not None and _lex_by_lambda(settings)
+    by_k = name == "L2X" or (name == "LEX-MI" and not bernoulli)
+    return f"k={int(value)}" if by_k else f"λ={value:g}"
 
 
 def _build(name: str, value: float, settings: Settings) -> Method:
@@ -268,11 +297,14 @@ def _build(name: str, value: float, settings: Settings) -> Method:
         )
     if name == "BASE-X":
         return basex(_NUM_FEATURES, _NUM_CLASSES, lam=value, **nets)
+    if name == "LEX-MI" and settings.lex_parametrisation == "realx":
+        return realx(_NUM_FEATURES, _NUM_CLASSES, lam=value, imputer=GaussianImputer(), **nets)
     if name == "LEX-MI":
+        size = dict(lam=value) if _lex_by_lambda(settings) else dict(k=int(value))
         return lex_multiple_imputation(
             _NUM_FEATURES,
             _NUM_CLASSES,
-            k=int(value),
+            **size,
             num_masks=settings.lex_num_masks,
             pathwise_method=settings.lex_pathwise_method,
             selector_hidden=settings.lex_selector_hidden,
@@ -390,8 +422,12 @@ def _train(name: str, value: float, train, settings: Settings, seed: int, device
         return model
     method = _build(name, value, settings)
     kwargs = dict(lr=settings.lr, batch_size=settings.batch_size, seed=seed, device=device)
-    kwargs["epochs"] = settings.lex_epochs if name == "LEX-MI" else settings.epochs
-    if name == "REAL-X":
+    realx_training = name == "REAL-X" or (
+        name == "LEX-MI" and settings.lex_parametrisation == "realx"
+    )
+    lex_training = name == "LEX-MI" and not realx_training
+    kwargs["epochs"] = settings.lex_epochs if lex_training else settings.epochs
+    if realx_training:
         kwargs["pretrain_epochs"] = settings.pretrain_epochs
     method.train(train.x, train.y, **kwargs)
     return method.model
@@ -413,7 +449,8 @@ def _fit_candidates(name, dataset, train, val, settings, seed, device, realx_sel
         model = _train(name, value, train, settings, seed, device)
         fitted.append((value, model, time.perf_counter() - clock))
         _, probs = _explain_and_predict(model, val.x.to(device), imputations)
-        tried.append(f"{_setting_text(name, value)}: {100 * accuracy(probs, val.y):.1f}")
+        setting = _setting_text(name, value, settings)
+        tried.append(f"{setting}: {100 * accuracy(probs, val.y):.1f}")
         logger.info("%s %s %s: validation ACC", dataset, name, tried[-1])
     paper = reference().get((_PAPER_SETTING_METRIC, name, dataset))
     fitted.sort(key=lambda item: item[0] != paper)  # the paper's setting first (stable)
@@ -582,7 +619,7 @@ def run_dataset(
         )
         imputations = settings.num_imputations if name == "LEX-MI" else 1
         for c, (value, model, seconds) in enumerate(fitted):
-            setting = "–" if value is None else _setting_text(name, value)
+            setting = "–" if value is None else _setting_text(name, value, settings)
             # The paper's k / λ is the method's row; other λ tried are extra rows.
             label = name if c == 0 else f"{name} ({setting})"
             scores = _score(model, evaluators, test, imputations, device)

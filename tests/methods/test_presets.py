@@ -114,6 +114,15 @@ def test_activation_reaches_every_network_of_invase_and_l2x():
     assert activations(m.model.selector) == activations(m.model.predictor) == {torch.nn.SELU}
 
 
+def test_realx_takes_another_imputer_and_refuses_a_name():
+    # LEX's view of REAL-X: the imputation is one component; 0 unless another is given.
+    assert isinstance(realx(11, 2, **SMALL).model.imputer, ConstantImputer)
+    gaussian = GaussianImputer()
+    assert realx(11, 2, imputer=gaussian, **SMALL).model.imputer is gaussian
+    with pytest.raises(ValueError, match="Expected imputer to be a lexppl Imputer"):
+        realx(11, 2, imputer="gaussian", **SMALL)
+
+
 def test_realx_pretrains_then_freezes_the_predictor(s3, monkeypatch):
     import lexppl.methods.presets as presets
 

@@ -1,10 +1,13 @@
+import dataclasses
 import math
 
 import pytest
 from scipy.stats import t as student_t
 
+from lexppl.distributions import IndependentBernoulli
+from lexppl.imputers import ConstantImputer, GaussianImputer
 from lexppl.reproduce import run
-from lexppl.reproduce.realx_table1 import SETTINGS, run_dataset
+from lexppl.reproduce.realx_table1 import SETTINGS, _build, run_dataset
 from lexppl.reproduce.realx_table1_seeds import MATCHED, METHODS, paired_differences, summarise
 
 
@@ -72,6 +75,59 @@ def test_lexmi_alone_given_realx_size_trains_the_matched_row():
     assert matched[1]["mean selected"] == 7.0
     for metric in ("TPR", "eACC", "eACC (exact)"):
         assert matched[0][metric] == pytest.approx(alone[0][metric], abs=1e-9)
+
+
+def test_lexmi_with_bernoulli_masks_is_one_row_at_realx_lambda():
+    # REAL-X's selector family and penalty at the paper's λ for REAL-X on S3 (0.1): one row
+    # labelled by λ, whatever REAL-X's size, with REAL-X's mean-reduced L1 on its Bernoulli
+    # probabilities.
+    settings = dataclasses.replace(SETTINGS["quick"], lex_parametrisation="bernoulli")
+    rows = run_dataset("s3", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
+    assert [r["k/λ"] for r in rows] == ["λ=0.1"]
+    assert rows[0]["val ACC per k/λ"].startswith("λ=0.1: ")
+    model = _build("LEX-MI", 0.1, settings).model
+    assert model.mask_family is IndependentBernoulli
+    assert model.regularizer.strength == 0.1 and model.regularizer.reduction == "mean"
+    assert isinstance(model.imputer, GaussianImputer)
+
+
+def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(monkeypatch):
+    # REAL-X's preset at its λ on S1 (0.05), Gaussian imputation in place of 0, trained as
+    # REAL-X: the predictor pre-trained for pretrain_epochs with that imputer, then frozen
+    # while the selector trains for REAL-X's epochs (not LEX-MI's).
+    import lexppl.methods.presets as presets
+
+    calls = []
+    real_pretrain, real_fit = presets.pretrain_predictor, presets.fit
+
+    def spy(name, real):
+        def call(model, *args, **kwargs):
+            calls.append((name, type(model.imputer).__name__, kwargs))
+            return real(model, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(presets, "pretrain_predictor", spy("pretrain", real_pretrain))
+    monkeypatch.setattr(presets, "fit", spy("fit", real_fit))
+    settings = dataclasses.replace(
+        SETTINGS["quick"], lex_parametrisation="realx", epochs=3, lex_epochs=1, pretrain_epochs=2
+    )
+    rows = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
+    assert [r["k/λ"] for r in rows] == ["λ=0.05"]
+    assert [c[:2] for c in calls] == [("pretrain", "GaussianImputer"), ("fit", "GaussianImputer")]
+    assert calls[0][2]["epochs"] == 2
+    assert calls[1][2]["epochs"] == 3 and calls[1][2]["freeze"] == ("predictor",)
+    method = _build("LEX-MI", 0.05, settings)
+    realx_model = _build("REAL-X", 0.05, settings).model
+    assert isinstance(realx_model.imputer, ConstantImputer)
+    assert method.model.mask_family is realx_model.mask_family is IndependentBernoulli
+    assert method.model.regularizer.strength == realx_model.regularizer.strength == 0.05
+    assert method.bound.tuning.eta.item() == 1.0 and method.name == "realx"
+
+
+def test_unknown_lexmi_mask_distribution_is_refused_before_training():
+    with pytest.raises(ValueError, match="Unknown lex_parametrisation 'gumbel'"):
+        dataclasses.replace(SETTINGS["quick"], lex_parametrisation="gumbel")
 
 
 def test_unknown_method_is_refused():
