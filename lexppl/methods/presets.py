@@ -531,7 +531,12 @@ def lex_multiple_imputation(
     - ``k``: :class:`~lexppl.distributions.KSubset` ``(k)`` masks (fixed selection rate
       k / D, as in the LEX synthetic experiments), or
     - ``lam``: :class:`~lexppl.distributions.IndependentBernoulli` masks with
-      :class:`~lexppl.models.L1Penalty` ``(lam)``.
+      :class:`~lexppl.models.L1Penalty` ``(lam)``. Trained jointly from scratch, this selector
+      can stop selecting before the predictor has learnt anything worth selecting for: on
+      S1–S3 at REAL-X's λ (0.05, 0.05, 0.1), with the relaxed gradient, it ended with 0.8,
+      2.0 and 1.7 features on average over 10 seeds, an empty mode in 6 of them on S1
+      (``benchmarks/results/lexmi_s1_bernoulli.md``); on one S1 seed the exact-marginal and
+      the REBAR gradients did the same. Check the selection size after training.
 
     Estimator: :class:`~lexppl.infer.PathwiseBound` (straight-through, LEX App. E.2) on the
     importance-weighted bound with 10 mask samples and 1 imputation (App. D);
