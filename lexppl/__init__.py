@@ -7,8 +7,15 @@ importance-weighted bound (Senetaire et al., ICML 2023).
 """
 
 from lexppl._version import __version__
-from lexppl.explainer import LEXExplainer
+from lexppl.explainer import EmptySelectionWarning, LEXExplainer
 from lexppl.models import LEX
 from lexppl.train import fit, pretrain_predictor
 
-__all__ = ["LEX", "LEXExplainer", "__version__", "fit", "pretrain_predictor"]
+__all__ = [
+    "LEX",
+    "EmptySelectionWarning",
+    "LEXExplainer",
+    "__version__",
+    "fit",
+    "pretrain_predictor",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,13 @@ from lexppl.models.bayesian import fit_bayesian
 from lexppl.nets import MLP
 from lexppl.train import fit, pretrain_predictor
 
-__all__ = ["LEXExplainer"]
+__all__ = ["EmptySelectionWarning", "LEXExplainer"]
+
+
+class EmptySelectionWarning(UserWarning):
+    """A trained selector whose most probable selection is empty for most training rows, so
+    that :meth:`LEXExplainer.select` explains them by nothing."""
+
 
 # The one table from option names to lexppl objects (the core takes objects, never strings).
 MASKS = {"subset": "KSubset", "bernoulli": "IndependentBernoulli"}
@@ -194,7 +201,10 @@ class LEXExplainer(BaseEstimator):
     k : int, default=None
         Number of selected features; required for ``mask="subset"``.
     l1 : float, default=0.0
-        Strength λ of the L1 penalty λ·mean(z) (Bernoulli masks).
+        Strength λ of the L1 penalty λ·mean(z) (Bernoulli masks). Trained jointly from
+        scratch, a Bernoulli selector can stop selecting before its predictor has learnt what
+        to select for (with Gaussian imputation on S1 at REAL-X's λ = 0.05 it keeps nothing);
+        :meth:`fit` then warns with an :class:`EmptySelectionWarning`.
     imputer : str, default="constant"
         How unselected features are turned off (LEX paper §3, App. B). Single imputation:
         ``"constant"`` (0-imputation), ``"mean"``. Multiple imputation: ``"gaussian"``
@@ -542,7 +552,9 @@ class LEXExplainer(BaseEstimator):
         self._validate_params()
         X = self._check_X(X, fitting=True)
         if self.method != "lex":
-            return self._fit_method(X, y, black_box)
+            self._fit_method(X, y, black_box)
+            self._check_selection(X)
+            return self
         self.regime_ = self._resolve_regime(y, black_box)
         self.n_features_in_ = X.shape[1]
         fixed_predictor = black_box if self.regime_ in ("self", "fixed-theta") else None
@@ -566,6 +578,7 @@ class LEXExplainer(BaseEstimator):
         trainer = fit_bayesian if self.bayesian else fit
         result = trainer(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
         self.losses_ = result.losses
+        self._check_selection(X)
         return self
 
     def _fit_settings(self) -> dict[str, Any]:
@@ -619,6 +632,43 @@ class LEXExplainer(BaseEstimator):
         result = method.train(X, targets, **settings)
         self.losses_ = result.losses
         return self
+
+    def _check_selection(self, X: Tensor) -> None:
+        """Warn (:class:`EmptySelectionWarning`) when the most probable selection of more than
+        half of the training rows ``X`` is empty (Bernoulli masks only: a k-subset keeps k)."""
+        # A Bernoulli selector trained jointly with its predictor can stop selecting before the
+        # predictor has learnt anything worth selecting for: LEX with Gaussian imputation on S1
+        # at REAL-X's λ = 0.05 (lr 1e-3) keeps nothing for any row within 5 epochs.
+        empty, probability = 0, 0.0
+        for start in range(0, X.shape[0], self.batch_size):  # batches, not rows
+            with torch.no_grad():
+                mask = self.model_.mask_distribution(
+                    X[start : start + self.batch_size].to(self.device)
+                )
+                if isinstance(mask, KSubset):
+                    return
+                empty += int((mask.mode.flatten(1).sum(1) == 0).sum())
+                probability += float(mask.mean.flatten(1).mean(1).sum())
+        if empty <= X.shape[0] / 2:
+            return
+        advice = (
+            " or fix the selection size with mask='subset' and k" if self.method == "lex" else ""
+        )
+        n, probability = X.shape[0], probability / X.shape[0]
+        if probability < 0.25:  # moved towards 0: the penalty won
+            cause = (
+                f"the penalty l1={self.l1:g} outweighs what the predictor has learnt to gain "
+                f"from any feature. Lower l1{advice}."
+            )
+        else:  # still near the initial 1/2
+            cause = "the selection probabilities are still near 1/2. Train for more epochs."
+        warnings.warn(
+            f"The trained selector keeps no feature for {empty / n:.0%} of the training rows "
+            f"(mean selection probability {probability:.3f}), so select() explains them by "
+            f"nothing: {cause}",
+            EmptySelectionWarning,
+            stacklevel=3,
+        )
 
     def _tensor(self, X) -> Tensor:
         check_is_fitted(self, "model_")

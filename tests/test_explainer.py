@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer
 
-from lexppl import LEXExplainer
+from lexppl import EmptySelectionWarning, LEXExplainer
 from lexppl.checkpoint import CheckpointError
 from lexppl.nets import MLP
 
@@ -247,6 +247,7 @@ PRESET = dict(epochs=2, batch_size=64, lr=1e-3, selector_hidden=(16,), predictor
         ("rationale", dict(l1=0.01)),
     ],
 )
+@pytest.mark.filterwarnings("ignore::lexppl.EmptySelectionWarning")  # 2 epochs; tested below
 def test_methods_fit_explain_select_predict(cancer, method, options):
     X, y = cancer
     X = X[:, :8]
@@ -368,3 +369,46 @@ def test_pretraining_a_predictor_that_also_sees_the_mask():
     X, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 2
     explainer = LEXExplainer(k=2, mask_as_input=True, pretrain_epochs=1, epochs=1, batch_size=20)
     assert explainer.fit(X, y).predict_proba(X[:3]).shape == (3, 2)
+
+
+@pytest.fixture(scope="module")
+def s1_head():
+    from lexppl.data import load
+
+    train = load("s1", "train")
+    return train.x[:2000], train.y[:2000]
+
+
+S1_GAUSSIAN = dict(imputer="gaussian", epochs=5, batch_size=200, lr=1e-3, seed=0)
+
+
+def test_a_bernoulli_selector_that_stops_selecting_is_reported(s1_head):
+    # LEX with Gaussian imputation at REAL-X's λ on S1 stops selecting within a few epochs
+    # (benchmarks/results/lexmi_s1_bernoulli.md: mode empty in 6 seeds of 10 at 60 epochs).
+    X, y = s1_head
+    with pytest.warns(EmptySelectionWarning, match="no feature for 100% of the training rows"):
+        explainer = LEXExplainer(mask="bernoulli", l1=0.05, **S1_GAUSSIAN).fit(X, y)
+    assert explainer.select(X).sum() == 0
+
+
+def test_a_selecting_selector_is_not_reported(s1_head):
+    # The same fit with a tenth of the penalty, and with k-subset masks, which always keep k:
+    # pytest turns any warning into an error.
+    X, y = s1_head
+    explainer = LEXExplainer(mask="bernoulli", l1=0.005, **S1_GAUSSIAN).fit(X, y)
+    assert (explainer.select(X).sum(1) > 0).mean() > 0.5
+    LEXExplainer(k=5, **S1_GAUSSIAN).fit(X, y)
+
+
+def test_an_empty_preset_selection_is_reported_without_the_subset_advice(cancer):
+    with pytest.warns(EmptySelectionWarning, match="penalty l1=20 ") as record:
+        LEXExplainer(method="invase", l1=20.0, epochs=10, batch_size=64, lr=1e-3).fit(*cancer)
+    assert "mask='subset'" not in str(record[0].message)
+
+
+def test_an_empty_selection_near_one_half_asks_for_more_epochs(cancer):
+    # Two epochs leave rationale selection's probabilities just under 1/2: the mode is empty
+    # but the penalty has not won.
+    X, y = cancer
+    with pytest.warns(EmptySelectionWarning, match="still near 1/2. Train for more epochs"):
+        LEXExplainer(**PRESET, method="rationale", l1=0.01).fit(X[:, :8], y)
