@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -664,13 +665,19 @@ def _one_line(error: BaseException) -> str:
     return message or type(error).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # A warning is one line too, like an error: no file name, line number or source line.
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """
     Run the ``lexppl`` command line.
 
     :param argv: the arguments after the program name (default ``sys.argv[1:]``).
     :returns: the exit status: 0 on success, 2 for a usage or input error (reported as one
-        line ``lexppl: error: <message>`` on stderr), 1 when interrupted.
+        line ``lexppl: error: <message>`` on stderr), 1 when interrupted. Warnings are one line
+        ``lexppl: warning: <message>`` each.
     """
     parser = _build_parser()
     try:
@@ -691,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # restores the caller's showwarning afterwards
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
         return 1

@@ -390,3 +390,15 @@ def test_help_via_python_m():
     assert result.returncode == 0, result.stderr
     for command in ("train", "explain", "evaluate", "demo"):
         assert command in result.stdout
+
+
+@pytest.mark.filterwarnings("default::lexppl.EmptySelectionWarning")
+def test_a_warning_is_one_line(tmp_path, capsys):
+    # S1 with Gaussian imputation at REAL-X's λ: the Bernoulli selector stops selecting.
+    options = ["--mask", "bernoulli", "--l1", "0.05", "--imputer", "gaussian", "--lr", "1e-3"]
+    options += ["--epochs", "5", "--batch-size", "200", "--n-train", "2000", "--n-test", "100"]
+    options += ["--num-samples", "10", "--threads", "1", "--out", str(tmp_path)]
+    assert main(["train", "-q", "--dataset", "s1", *options]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("lexppl: warning: The trained selector keeps no feature for ")
