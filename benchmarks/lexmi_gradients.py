@@ -21,11 +21,14 @@ seeds, so the first variant's rows are the study's):
   - ``Bernoulli, REAL-X's λ``: not k-subset masks but REAL-X's own selector family, independent
     Bernoulli masks with its penalty λ·mean(z) at the paper's λ for REAL-X, with the table's
     relaxed gradient and 10 masks, trained jointly (LEX App. F.2.2's second set-up);
+  - ``Bernoulli, REAL-X's λ, pre-trained predictor``: the same, but its predictor first
+    trained alone on Bernoulli(1/2) masks with Gaussian imputation for REAL-X's pre-training
+    epochs, then jointly with the selector (REAL-X's first step, LEX's second);
   - ``REAL-X, Gaussian imputation``: REAL-X itself, preset and training, with one change: its
     predictor is pre-trained and its selector trained with N(0, 1) multiple imputation instead
     of 0-imputation (the component LEX Fig. 11 varies).
 
-  The last two learn their size, so they have one row each; "mean selected − REAL-X" says
+  The last three learn their size, so they have one row each; "mean selected − REAL-X" says
   whether they pad.
 
 Each cell is the mean over seeds ± its standard error (sd / √seeds); the differences are paired
@@ -38,11 +41,13 @@ Run: ``.venv/bin/python benchmarks/lexmi_gradients.py`` (S3, about 25 minutes wi
 ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants relaxed,marginal``
 (about 20 minutes), the confirmation on fresh seeds ``.venv/bin/python
 benchmarks/lexmi_gradients.py --dataset s1 --variants marginal --first-seed 5 --name
-lexmi_s1_confirm`` (about 11 minutes; likewise s2, s3), the two parametrisations at REAL-X's
+lexmi_s1_confirm`` (about 11 minutes; likewise s2, s3), the parametrisations at REAL-X's
 λ ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants bernoulli --seeds 10
 --name lexmi_s1_bernoulli`` (about 13 minutes) and ``... --variants realx-gaussian --seeds 10
---first-seed 10 --name lexmi_s1_realx_gaussian`` (likewise s2, s3), and, with more seeds for
-the REAL-X and TRUTH comparison,
+--first-seed 10 --name lexmi_s1_realx_gaussian`` (likewise s2, s3), the pre-trained Bernoulli
+form ``... --variants bernoulli-pretrained --seeds 10 --first-seed 30 --name
+lexmi_s1_bernoulli_pretrained`` (likewise s2, s3), and, with more seeds for the REAL-X and
+TRUTH comparison,
 ``.venv/bin/python benchmarks/lexmi_gradients.py --seeds 15 --variants relaxed --name
 lexmi_s3_15_seeds``; the longer training against the table's on fresh seeds,
 ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants relaxed,relaxed-long
@@ -68,10 +73,14 @@ VARIANTS = {
     "one-mask": ("relaxed, 1 mask", {"lex_num_masks": 1}),
     "relaxed-long": ("relaxed, 10 masks, 180 epochs", {"lex_epochs": 180}),
     "bernoulli": ("Bernoulli, REAL-X's λ", {"lex_parametrisation": "bernoulli"}),
+    "bernoulli-pretrained": (
+        "Bernoulli, REAL-X's λ, pre-trained predictor",
+        {"lex_parametrisation": "bernoulli-pretrained"},
+    ),
     "realx-gaussian": ("REAL-X, Gaussian imputation", {"lex_parametrisation": "realx"}),
 }
 #: Variants whose size is learned: no row at REAL-X's size.
-SIZE_LEARNED = ("bernoulli", "realx-gaussian")
+SIZE_LEARNED = ("bernoulli", "bernoulli-pretrained", "realx-gaussian")
 #: The seeds study's settings: realx-table1's, with only the paper's λ for REAL-X.
 TABLE = dataclasses.replace(SETTINGS["default"], lambda_grid=())
 #: Suffix of a variant's row at REAL-X's selection size.
@@ -152,6 +161,11 @@ def _lambda_text(dataset: str, variants: tuple[str, ...]) -> str:
         return ""
     lam = reference()[("k or lambda", "REAL-X", dataset)]
     text = f"; the Bernoulli rows at REAL-X's λ = {lam:g}, scored on 1[π > 1/2]"
+    if "bernoulli-pretrained" in variants:
+        text += (
+            f" (the pre-trained predictor: {TABLE.pretrain_epochs} epochs alone, then "
+            f"{TABLE.lex_epochs} with the selector)"
+        )
     if "realx-gaussian" in variants:
         text += (
             f" (REAL-X with Gaussian imputation trained as REAL-X: {TABLE.pretrain_epochs} + "

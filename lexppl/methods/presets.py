@@ -125,7 +125,7 @@ class Method:
         box's class probabilities (class indices are one-hot encoded). Keyword arguments
         override :attr:`fit_defaults` and go to :func:`lexppl.fit`; for a pre-trained
         predictor, ``pretrain_epochs`` overrides the preset's and ``freeze`` is
-        ``("predictor",)``.
+        ``("predictor",)`` unless given (``freeze=()`` then trains both networks jointly).
 
         :returns: the :class:`~lexppl.train.FitResult` of the (selector's) fit.
         """
@@ -135,7 +135,7 @@ class Method:
         if pretrain_epochs > 0:
             pretrain_kwargs = {k: v for k, v in kwargs.items() if k not in ("epochs", "freeze")}
             pretrain_predictor(self.model, x, y, epochs=pretrain_epochs, **pretrain_kwargs)
-            kwargs["freeze"] = ("predictor",)
+            kwargs.setdefault("freeze", ("predictor",))
         return fit(self.model, self.bound, x, y, **kwargs)
 
 

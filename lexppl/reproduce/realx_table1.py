@@ -120,7 +120,7 @@ _EXTRA_METRICS = ("eAUROC (mask)", "eACC (mask)", "eAUROC (exact)", "eACC (exact
 #: N(0, 1) draws per instance of the features a selection leaves out, for the exact evaluator.
 _EXACT_IMPUTATIONS = 512
 #: LEX-MI's parametrisations (``Settings.lex_parametrisation``): fixed k, or REAL-X's λ.
-LEX_PARAMETRISATIONS = ("k-subset", "bernoulli", "realx")
+LEX_PARAMETRISATIONS = ("k-subset", "bernoulli", "bernoulli-pretrained", "realx")
 #: The k (L2X) or λ the paper selected per dataset (Table 1, "k or λ").
 _PAPER_SETTING_METRIC = "k or lambda"
 _NUM_FEATURES, _NUM_CLASSES, _CONTROL_FEATURE = 11, 2, 10
@@ -159,9 +159,11 @@ class Settings:
     # LEX-MI's parametrisation (:data:`LEX_PARAMETRISATIONS`): "k-subset" (k = lex_k, then
     # REAL-X's size); "bernoulli": independent Bernoulli masks with REAL-X's penalty λ·mean(z)
     # at the paper's λ for REAL-X on that dataset, otherwise as "k-subset" (LEX App. F.2.2's
-    # second set-up); "realx": REAL-X's preset and training (pre-trained, frozen predictor,
-    # REBAR, ``epochs``) at its λ with one change, Gaussian imputation instead of 0. The last
-    # two have one row each, their size learned.
+    # second set-up); "bernoulli-pretrained": as "bernoulli", its predictor first trained
+    # alone on Bernoulli(1/2) masks with Gaussian imputation for ``pretrain_epochs``
+    # (REAL-X's first step), then jointly with the selector; "realx": REAL-X's preset and
+    # training (pre-trained, frozen predictor, REBAR, ``epochs``) at its λ with one change,
+    # Gaussian imputation instead of 0. All but "k-subset" have one row, their size learned.
     lex_parametrisation: str = "k-subset"
 
     def __post_init__(self) -> None:
@@ -429,6 +431,9 @@ def _train(name: str, value: float, train, settings: Settings, seed: int, device
     kwargs["epochs"] = settings.lex_epochs if lex_training else settings.epochs
     if realx_training:
         kwargs["pretrain_epochs"] = settings.pretrain_epochs
+    elif lex_training and settings.lex_parametrisation == "bernoulli-pretrained":
+        # REAL-X's pre-training, then LEX's joint training: the predictor is not frozen.
+        kwargs.update(pretrain_epochs=settings.pretrain_epochs, freeze=())
     method.train(train.x, train.y, **kwargs)
     return method.model
 

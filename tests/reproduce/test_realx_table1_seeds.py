@@ -125,6 +125,41 @@ def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(monkey
     assert method.bound.tuning.eta.item() == 1.0 and method.name == "realx"
 
 
+def test_lexmi_bernoulli_pretrained_pretrains_then_trains_both_networks(monkeypatch):
+    # As "bernoulli" (LEX-MI's preset, relaxed gradient, lex_epochs) at REAL-X's λ on S1, but
+    # the predictor first pre-trained alone with Gaussian imputation for pretrain_epochs, and
+    # then not frozen.
+    import lexppl.methods.presets as presets
+
+    calls = []
+    real_pretrain, real_fit = presets.pretrain_predictor, presets.fit
+
+    def spy(name, real):
+        def call(model, *args, **kwargs):
+            calls.append((name, type(model.imputer).__name__, kwargs))
+            return real(model, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(presets, "pretrain_predictor", spy("pretrain", real_pretrain))
+    monkeypatch.setattr(presets, "fit", spy("fit", real_fit))
+    settings = dataclasses.replace(
+        SETTINGS["quick"],
+        lex_parametrisation="bernoulli-pretrained",
+        epochs=3,
+        lex_epochs=1,
+        pretrain_epochs=2,
+    )
+    rows = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
+    assert [r["k/λ"] for r in rows] == ["λ=0.05"]
+    assert [c[:2] for c in calls] == [("pretrain", "GaussianImputer"), ("fit", "GaussianImputer")]
+    assert calls[0][2]["epochs"] == 2
+    assert calls[1][2]["epochs"] == 1 and calls[1][2]["freeze"] == ()
+    method = _build("LEX-MI", 0.05, settings)
+    assert method.model.mask_family is IndependentBernoulli
+    assert method.name == "lex_multiple_imputation"
+
+
 def test_unknown_lexmi_mask_distribution_is_refused_before_training():
     with pytest.raises(ValueError, match="Unknown lex_parametrisation 'gumbel'"):
         dataclasses.replace(SETTINGS["quick"], lex_parametrisation="gumbel")
