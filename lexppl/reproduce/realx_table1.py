@@ -505,6 +505,30 @@ def _columns() -> list[str]:
     return [*columns, *extra, "train s"]
 
 
+def _lex_text(s: Settings) -> str:
+    # LEX-MI's parametrisation, for the notes.
+    if s.lex_parametrisation == "k-subset":
+        return f"""k-subset masks with k = {s.lex_k} (fixed selection rate as in the LEX paper's
+synthetic experiments; 5 = the largest true support), {s.lex_num_masks} masks per datum, exact
+top-k samples with gradients through {_LEX_GRADIENT[s.lex_pathwise_method]}; the extra row
+"LEX-MI (k=…)" has k = REAL-X's mean selection size, rounded (the same selection credit)."""
+    if s.lex_parametrisation == "realx":
+        return f"""REAL-X's preset and training at its λ with one change, Gaussian imputation
+instead of 0 (predictor pre-trained for {s.pretrain_epochs} epochs, then frozen; REBAR;
+{s.epochs} epochs)."""
+    pretrained = (
+        f" Its predictor is first trained alone on Bernoulli(1/2) masks for "
+        f"{s.pretrain_epochs} epochs (REAL-X's first step), then jointly with the selector."
+        if s.lex_parametrisation == "bernoulli-pretrained"
+        else " Selector and predictor are trained jointly from the start."
+    )
+    return (
+        f"independent Bernoulli masks with REAL-X's penalty λ·mean(z) at the paper's λ for "
+        f"REAL-X, {s.lex_num_masks} masks per datum, straight-through gradients "
+        f"({s.lex_pathwise_method}).{pretrained}"
+    )
+
+
 def _notes(settings: Settings, quick: bool, seed: int, seconds: float) -> str:
     s = settings
     grid = ", ".join(f"{v:g}" for v in s.lambda_grid)
@@ -530,10 +554,7 @@ k / λ: L2X at the paper's k; REAL-X, INVASE and BASE-X at the paper's selected 
 row) and at λ ∈ {{{grid}}} (from the paper's grid; extra rows "METHOD (λ=…)", without published
 numbers). The paper keeps the λ of largest validation ACC; every candidate's validation ACC is
 in "val ACC per k/λ". LEX-MI: LEX with Gaussian multiple imputation (the true conditional of
-S1–S3), k-subset masks with k = {s.lex_k} (fixed selection rate as in the LEX paper's synthetic
-experiments; 5 = the largest true support), {s.lex_num_masks} masks per datum, exact top-k
-samples with gradients through {_LEX_GRADIENT[s.lex_pathwise_method]}; the extra row
-"LEX-MI (k=…)" has k = REAL-X's mean selection size, rounded (the same selection credit).
+S1–S3), {_lex_text(s)}
 Networks: selector {s.selector_hidden}, predictor {s.predictor_hidden} (REAL-X example code;
 the paper says 3 × 200 / 2 × 200); LEX-MI {s.lex_selector_hidden} /
 {s.lex_predictor_hidden} (LEX App. D). Activation ReLU, except INVASE's
