@@ -638,7 +638,8 @@ class LEXExplainer(BaseEstimator):
         half of the training rows ``X`` is empty (Bernoulli masks only: a k-subset keeps k)."""
         # A Bernoulli selector trained jointly with its predictor can stop selecting before the
         # predictor has learnt anything worth selecting for: LEX with Gaussian imputation on S1
-        # at REAL-X's λ = 0.05 (lr 1e-3) keeps nothing for any row within 5 epochs.
+        # at REAL-X's λ = 0.05 (lr 1e-3) keeps nothing for any row within 5 epochs, unless its
+        # predictor is pre-trained (benchmarks/results/lexmi_s1_bernoulli_pretrained.md).
         empty, probability = 0, 0.0
         for start in range(0, X.shape[0], self.batch_size):  # batches, not rows
             with torch.no_grad():
@@ -652,7 +653,10 @@ class LEXExplainer(BaseEstimator):
         if empty <= X.shape[0] / 2:
             return
         advice = (
-            " or fix the selection size with mask='subset' and k" if self.method == "lex" else ""
+            f", pre-train the predictor (pretrain_epochs={self.pretrain_epochs} now) or fix the "
+            f"selection size with mask='subset' and k"
+            if self.method == "lex"
+            else ""
         )
         n, probability = X.shape[0], probability / X.shape[0]
         if probability < 0.25:  # moved towards 0: the penalty won

@@ -386,9 +386,19 @@ def test_a_bernoulli_selector_that_stops_selecting_is_reported(s1_head):
     # LEX with Gaussian imputation at REAL-X's λ on S1 stops selecting within a few epochs
     # (benchmarks/results/lexmi_s1_bernoulli.md: mode empty in 6 seeds of 10 at 60 epochs).
     X, y = s1_head
-    with pytest.warns(EmptySelectionWarning, match="no feature for 100% of the training rows"):
+    expected = "no feature for 100% of the training rows"
+    with pytest.warns(EmptySelectionWarning, match=expected) as record:
         explainer = LEXExplainer(mask="bernoulli", l1=0.05, **S1_GAUSSIAN).fit(X, y)
     assert explainer.select(X).sum() == 0
+    assert "pre-train the predictor (pretrain_epochs=0 now)" in str(record[0].message)
+
+
+def test_a_pretrained_predictor_keeps_the_bernoulli_selector_selecting(s1_head):
+    # The remedy the warning names: the same fit after 20 epochs of predictor pre-training on
+    # Bernoulli(1/2) masks (pytest turns the warning into an error).
+    X, y = s1_head
+    explainer = LEXExplainer(mask="bernoulli", l1=0.05, pretrain_epochs=20, **S1_GAUSSIAN)
+    assert (explainer.fit(X, y).select(X).sum(1) > 0).all()
 
 
 def test_a_selecting_selector_is_not_reported(s1_head):
