@@ -91,14 +91,13 @@ def test_lexmi_with_bernoulli_masks_is_one_row_at_realx_lambda():
     assert isinstance(model.imputer, GaussianImputer)
 
 
-def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(monkeypatch):
-    # REAL-X's preset at its λ on S1 (0.05), Gaussian imputation in place of 0, trained as
-    # REAL-X: the predictor pre-trained for pretrain_epochs with that imputer, then frozen
-    # while the selector trains for REAL-X's epochs (not LEX-MI's).
+@pytest.fixture
+def training_calls(monkeypatch) -> list[tuple[str, str, dict]]:
+    """The presets' calls of ``pretrain_predictor`` and ``fit``, as they happen: ``(name,
+    the model's imputer class name, keyword arguments)``."""
     import lexppl.methods.presets as presets
 
     calls = []
-    real_pretrain, real_fit = presets.pretrain_predictor, presets.fit
 
     def spy(name, real):
         def call(model, *args, **kwargs):
@@ -107,13 +106,21 @@ def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(monkey
 
         return call
 
-    monkeypatch.setattr(presets, "pretrain_predictor", spy("pretrain", real_pretrain))
-    monkeypatch.setattr(presets, "fit", spy("fit", real_fit))
+    monkeypatch.setattr(presets, "pretrain_predictor", spy("pretrain", presets.pretrain_predictor))
+    monkeypatch.setattr(presets, "fit", spy("fit", presets.fit))
+    return calls
+
+
+def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(training_calls):
+    # REAL-X's preset at its λ on S1 (0.05), Gaussian imputation in place of 0, trained as
+    # REAL-X: the predictor pre-trained for pretrain_epochs with that imputer, then frozen
+    # while the selector trains for REAL-X's epochs (not LEX-MI's).
     settings = dataclasses.replace(
         SETTINGS["quick"], lex_parametrisation="realx", epochs=3, lex_epochs=1, pretrain_epochs=2
     )
     rows = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
     assert [r["k/λ"] for r in rows] == ["λ=0.05"]
+    calls = training_calls
     assert [c[:2] for c in calls] == [("pretrain", "GaussianImputer"), ("fit", "GaussianImputer")]
     assert calls[0][2]["epochs"] == 2
     assert calls[1][2]["epochs"] == 3 and calls[1][2]["freeze"] == ("predictor",)
@@ -125,24 +132,10 @@ def test_lexmi_as_realx_with_gaussian_imputation_changes_only_the_imputer(monkey
     assert method.bound.tuning.eta.item() == 1.0 and method.name == "realx"
 
 
-def test_lexmi_bernoulli_pretrained_pretrains_then_trains_both_networks(monkeypatch):
+def test_lexmi_bernoulli_pretrained_pretrains_then_trains_both_networks(training_calls):
     # As "bernoulli" (LEX-MI's preset, relaxed gradient, lex_epochs) at REAL-X's λ on S1, but
     # the predictor first pre-trained alone with Gaussian imputation for pretrain_epochs, and
     # then not frozen.
-    import lexppl.methods.presets as presets
-
-    calls = []
-    real_pretrain, real_fit = presets.pretrain_predictor, presets.fit
-
-    def spy(name, real):
-        def call(model, *args, **kwargs):
-            calls.append((name, type(model.imputer).__name__, kwargs))
-            return real(model, *args, **kwargs)
-
-        return call
-
-    monkeypatch.setattr(presets, "pretrain_predictor", spy("pretrain", real_pretrain))
-    monkeypatch.setattr(presets, "fit", spy("fit", real_fit))
     settings = dataclasses.replace(
         SETTINGS["quick"],
         lex_parametrisation="bernoulli-pretrained",
@@ -152,6 +145,7 @@ def test_lexmi_bernoulli_pretrained_pretrains_then_trains_both_networks(monkeypa
     )
     rows = run_dataset("s1", settings, 0, "cpu", ("LEX-MI",), realx_selected=6.8)
     assert [r["k/λ"] for r in rows] == ["λ=0.05"]
+    calls = training_calls
     assert [c[:2] for c in calls] == [("pretrain", "GaussianImputer"), ("fit", "GaussianImputer")]
     assert calls[0][2]["epochs"] == 2
     assert calls[1][2]["epochs"] == 1 and calls[1][2]["freeze"] == ()
