@@ -641,11 +641,9 @@ class LEXExplainer(BaseEstimator):
         # at REAL-X's λ = 0.05 (lr 1e-3) keeps nothing for any row within 5 epochs, unless its
         # predictor is pre-trained (benchmarks/results/lexmi_s1_bernoulli_pretrained.md).
         empty, probability = 0, 0.0
-        for start in range(0, X.shape[0], self.batch_size):  # batches, not rows
-            with torch.no_grad():
-                mask = self.model_.mask_distribution(
-                    X[start : start + self.batch_size].to(self.device)
-                )
+        with torch.no_grad():
+            for batch in X.split(self.batch_size):  # batches, not rows
+                mask = self.model_.mask_distribution(batch.to(self.device))
                 if isinstance(mask, KSubset):
                     return
                 empty += int((mask.mode.flatten(1).sum(1) == 0).sum())
