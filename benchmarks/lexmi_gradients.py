@@ -212,7 +212,8 @@ def report(
         f"eACC: the paper's 0-imputed EVAL-X; "
         f"eACC (mask): the mask-aware one; eACC (exact): F(y | x_R) itself. REAL-X at the "
         f"paper's λ; LEX-MI k = {TABLE.lex_k} and REAL-X's mean selection size rounded "
-        f'("{MATCHED[2:]}"), {TABLE.lex_epochs} epochs, Adam {TABLE.lr:g}'
+        f'("{MATCHED[2:]}"), {TABLE.lex_epochs} epochs unless the label gives another number, '
+        f"Adam {TABLE.lr:g}"
         f"{_lambda_text(dataset, variants)}. cpu, {workers} workers of 1 thread, "
         f"torch {torch.__version__}, {seconds / 60:.1f} min."
     )
