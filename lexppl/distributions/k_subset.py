@@ -8,6 +8,7 @@ import numbers
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
@@ -90,24 +91,38 @@ def _esp_table(logits: Tensor, k: int, reverse: bool) -> Tensor:
     ``T[..., i, j] = log e_j(w_{i+1}, ..., w_D)`` (features from index ``i`` on, 0-based).
     Uses the recursion :math:`e_j(w_{1:i}) = e_j(w_{1:i-1}) + w_i e_{j-1}(w_{1:i-1})` in log
     space: O(D k) work, a Python loop over the ``D`` features with vectorised updates over the
-    batch and ``j``. Impossible entries (``j`` larger than the number of features) hold a large
-    finite negative number instead of ``-inf`` so that gradients never become NaN.
+    batch and ``j``, ``1 <= k <= D``.
+
+    Impossible entries (``j`` larger than the number of features) are never computed: over
+    the first ``k`` features the row grows by one entry per feature, and the table's short rows
+    are padded with a large finite negative constant instead of ``-inf``. Past them, the one
+    stand-in that meets a real value is the padding beside :math:`\log e_0 = 0`, and it is 80
+    below it rather than huge (changing :math:`\log e_0` by :math:`\log(1 + e^{-80}) \approx
+    10^{-35}` per feature). So second derivatives (the Hessian of :meth:`KSubset.log_prob`,
+    REBAR's in the logits) stay finite while the log weights are within about 88 of each other
+    in float32 (709 in float64), past which ``logaddexp``'s double backward overflows.
     """
     D = logits.shape[-1]
-    neg = _neg_big(logits.dtype)
-    row = torch.full((*logits.shape[:-1], k + 1), neg, dtype=logits.dtype, device=logits.device)
-    row[..., 0] = 0.0
-    pad = row[..., :1].clone()
-    pad.fill_(neg)
-    rows = [row]
     # unbind, not logits[..., d]: a slice's backward fills a zero tensor of the whole input,
     # once per feature (O(D^2) work); unbind's backward is one stack.
     columns = logits.unsqueeze(-1).unbind(-2)  # D tensors of shape batch_shape + (1,)
-    order = range(D - 1, -1, -1) if reverse else range(D)
-    for d in order:
+    order = iter(range(D - 1, -1, -1) if reverse else range(D))
+    zero = logits.new_zeros((*logits.shape[:-1], 1))  # log e_0 of no feature
+    row = zero
+    rows = [row]
+    for d in itertools.islice(order, k):
+        # After i <= k features: log e_0..e_i, all reachable; e_i = w_d e_{i-1} alone.
+        shifted = row + columns[d]  # log(w_d e_j), j = 0..i-1
+        inner = torch.logaddexp(row[..., 1:], shifted[..., :-1])
+        row = torch.cat([zero, inner, shifted[..., -1:]], dim=-1)
+        rows.append(row)
+    pad = zero - 80.0  # see above: logaddexp(log e_0, pad) = log e_0 + 1e-35
+    for d in order:  # the rest: e_j <- e_j + w_d e_{j-1}, j = 0..k
         shifted = torch.cat([pad, row[..., :-1] + columns[d]], dim=-1)
         row = torch.logaddexp(row, shifted)
         rows.append(row)
+    neg = _neg_big(logits.dtype)
+    rows = [F.pad(r, (0, k + 1 - r.shape[-1]), value=neg) for r in rows[:k]] + rows[k:]
     if reverse:
         rows.reverse()
     return torch.stack(rows, dim=-2)

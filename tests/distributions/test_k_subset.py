@@ -146,6 +146,30 @@ def test_mean_is_differentiable():
     torch.testing.assert_close(grad, d.mean.detach())
 
 
+# torch.func's first import warns about torch.jit.script, inside torch
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("D,k", [(5, 1), (6, 3), (6, 6), (8, 5)])
+@pytest.mark.parametrize("scale", [0.1, 2.0, 20.0])
+def test_hessian_of_log_prob_is_minus_the_covariance(D, k, scale):
+    # An exponential family in the logits: the Hessian of log p(z) is -Cov(Z), the same for
+    # every z. Checked against the covariance by enumeration, in both autograd modes (the
+    # Laplace approximation of a Bayesian selector needs it); it was NaN at every scale.
+    torch.manual_seed(20 * D + k)
+    logits = scale * torch.randn(D, dtype=F64)
+    d = KSubset(logits=logits, k=k)
+    support = d.enumerate_support()
+    p = d.log_prob(support).exp()
+    mean = p @ support
+    covariance = (support * p[:, None]).T @ support - torch.outer(mean, mean)
+    z = support[0]
+    hessian = torch.autograd.functional.hessian(
+        lambda a: KSubset(logits=a, k=k).log_prob(z), logits
+    )
+    torch.testing.assert_close(hessian, -covariance, atol=1e-10, rtol=1e-8)
+    forward_mode = torch.func.hessian(lambda a: KSubset(logits=a, k=k).log_prob(z))(logits)
+    torch.testing.assert_close(forward_mode, -covariance, atol=1e-10, rtol=1e-8)
+
+
 def test_log_prob_wrong_sum():
     logits = torch.randn(5)
     bad = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0])

@@ -88,6 +88,23 @@ def test_k_subset_noise_is_differentiable_and_finite_at_small_temperatures():
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("D,k", [(5, 1), (12, 4), (12, 11)])
+@pytest.mark.parametrize("scale", [0.1, 5.0, 20.0])
+def test_k_subset_noise_has_finite_second_derivatives(D, k, scale):
+    # A variance objective differentiated through the relaxed masks twice (as RELAX and a
+    # learned temperature do, here in the logits too) was NaN at every scale.
+    torch.manual_seed(D + k)
+    logits = (scale * torch.randn(16, D)).requires_grad_()
+    temperature = torch.tensor(0.3, requires_grad=True)
+    _, z_relaxed, z_conditional = k_subset_rebar_noise(KSubset(logits, k=k), temperature)
+    f = ((z_relaxed - z_conditional) * torch.linspace(-1, 1, D)).sum()
+    grads = torch.autograd.grad(f, (logits, temperature), create_graph=True)
+    variance = sum(g.pow(2).sum() for g in grads)
+    second = torch.autograd.grad(variance, (logits, temperature))
+    assert all(torch.isfinite(g).all() for g in second)
+    assert second[0].abs().sum() > 0
+
+
 def test_conditional_logistic_is_differentiable_in_the_logits():
     logits = torch.randn(5, 3, requires_grad=True)
     z = torch.bernoulli(torch.full((5, 3), 0.5))
