@@ -99,8 +99,9 @@ def _esp_table(logits: Tensor, k: int, reverse: bool) -> Tensor:
     stand-in that meets a real value is the padding beside :math:`\log e_0 = 0`, and it is 80
     below it rather than huge (changing :math:`\log e_0` by :math:`\log(1 + e^{-80}) \approx
     10^{-35}` per feature). So second derivatives (the Hessian of :meth:`KSubset.log_prob`,
-    REBAR's in the logits) stay finite while the log weights are within about 88 of each other
-    in float32 (709 in float64), past which ``logaddexp``'s double backward overflows.
+    REBAR's in the logits) stay finite while the centred log weights are within about 709 of
+    each other (the tables are float64; 88 in float32, on MPS), past which ``logaddexp``'s
+    double backward overflows.
     """
     D = logits.shape[-1]
     # unbind, not logits[..., d]: a slice's backward fills a zero tensor of the whole input,
@@ -179,6 +180,9 @@ class KSubset(TorchDistribution):
     - :attr:`mean`: exact, differentiable marginals :math:`P(Z_d = 1)` (a forward-backward
       pass over the same tables); they sum to ``k``;
     - :attr:`mode`: the ``k`` largest logits.
+
+    All of it is differentiable twice (the Hessian of :meth:`log_prob` in the logits is
+    :math:`-\mathrm{Cov}(Z)`, as for any exponential family), e.g. for a Laplace approximation.
 
     Before the recursion the logits are shifted by their (detached) ``k``-th largest value;
     since every mask has ``k`` ones this leaves all probabilities unchanged and keeps the
