@@ -181,8 +181,9 @@ class KSubset(TorchDistribution):
       pass over the same tables); they sum to ``k``;
     - :attr:`mode`: the ``k`` largest logits.
 
-    All of it is differentiable twice (the Hessian of :meth:`log_prob` in the logits is
-    :math:`-\mathrm{Cov}(Z)`, as for any exponential family), e.g. for a Laplace approximation.
+    :attr:`log_normalizer`, :meth:`log_prob` and :attr:`mean` are differentiable twice (the
+    Hessian of :meth:`log_prob` in the logits is :math:`-\mathrm{Cov}(Z)`, as for any
+    exponential family), e.g. for a Laplace approximation.
 
     Before the recursion the logits are shifted by their (detached) ``k``-th largest value;
     since every mask has ``k`` ones this leaves all probabilities unchanged and keeps the
