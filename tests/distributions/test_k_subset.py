@@ -140,6 +140,7 @@ def test_mean_is_differentiable():
     logits = torch.randn(2, 6, dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda l: KSubset(logits=l, k=3).mean, (logits,))
     assert torch.autograd.gradcheck(lambda l: KSubset(logits=l, k=2).log_normalizer, (logits,))
+    assert torch.autograd.gradgradcheck(lambda l: KSubset(logits=l, k=3).mean, (logits,))
     # d log e_k / d logits = marginals
     d = KSubset(logits=logits, k=3)
     (grad,) = torch.autograd.grad(d.log_normalizer.sum(), logits)
