@@ -28,7 +28,8 @@ class ReinforceBound(ImportanceWeightedBound):
             f = \log \frac{1}{LK} \sum_{l,k} p_\theta(y \mid \tilde x^{l,k}),
 
     where :math:`b` is a baseline that does not depend on the masks: by default an exponential
-    moving average of :math:`f` over past batches (decay ``baseline_decay``). The surrogate's
+    moving average of :math:`f` over past batches (decay ``baseline_decay``); on the first
+    batch, the mean of :math:`f` over the batch's *other* data. The surrogate's
     value equals the bound. Works with any mask family that has an exact ``log_prob``
     (IndependentBernoulli, KSubset) and any imputation.
 
@@ -59,8 +60,9 @@ class ReinforceBound(ImportanceWeightedBound):
     observed label, :math:`b_\psi(x, y) = \log q_\psi(y \mid x)`, trained by maximum
     likelihood on full inputs. Because it sees :math:`y` it cancels the label noise shared by
     :math:`f` and :math:`b`, which a regression on :math:`x` alone cannot; the residual
-    :math:`f - b_\psi` is further centred by its moving average (decay ``baseline_decay``; not
-    in INVASE's code, a constant that only lowers the variance). The labels are the model's
+    :math:`f - b_\psi` is further centred by its moving average (decay ``baseline_decay``; on
+    the first batch, the other data's mean; not in INVASE's code, it only lowers the
+    variance). The labels are the model's
     second positional argument or its ``y`` keyword.
 
     :param int num_masks: :math:`L`.
@@ -140,15 +142,19 @@ class ReinforceBound(ImportanceWeightedBound):
                 pyro.module(self.baseline_name, self.baseline_net)  # for pyro.infer.SVI
         return super()._get_trace(model, guide, args, kwargs)
 
-    def _moving_average(self, current: Tensor) -> Tensor:
-        """The baseline's moving average before this batch (``current`` on the first), updated
-        with ``current`` when gradients are wanted (training), never in evaluation. It stays a
-        tensor on ``current``'s device: no host synchronisation in the training loop."""
-        baseline = (
-            current
-            if self.baseline is None
-            else torch.as_tensor(self.baseline, dtype=current.dtype, device=current.device)
-        )
+    def _moving_average(self, signals: Tensor) -> Tensor:
+        """The baseline of every datum, from its learning signals ``signals`` ``(N,)``: the
+        moving average of past batches' mean signal; on the first batch, the mean of the
+        *other* data's signals (0 for a batch of one), which does not depend on the datum's own
+        masks either. The average is updated with this batch's mean when gradients are wanted
+        (training), never in evaluation. It stays a tensor on the signals' device: no host
+        synchronisation in the training loop."""
+        current = signals.mean()
+        if self.baseline is None:  # leave one out: no datum's baseline sees its own masks
+            n = signals.shape[0]
+            baseline = (signals.sum() - signals) / (n - 1) if n > 1 else torch.zeros_like(signals)
+        else:
+            baseline = torch.as_tensor(self.baseline, dtype=current.dtype, device=current.device)
         if torch.is_grad_enabled():
             self.baseline = (
                 current
@@ -169,7 +175,7 @@ class ReinforceBound(ImportanceWeightedBound):
                 f"datum, shape {tuple(f.shape)}; got {tuple(b.shape)}."
             )
         residual = (f - b).detach()
-        centre = self._moving_average(residual.mean())
+        centre = self._moving_average(residual)
         score = terms.mask_log_prob.sum(0)  # (N,)
         advantage = (residual - centre.to(f)).detach()
         # Both added terms are zero in value: the surrogate's value is the bound. The second
@@ -209,7 +215,7 @@ class ReinforceBound(ImportanceWeightedBound):
         if self.baseline_net is not None:
             return self._learned_surrogate(terms)
         f = terms.per_datum
-        baseline = self._moving_average(f.detach().mean())
+        baseline = self._moving_average(f.detach())
         score = terms.mask_log_prob.sum(0)  # sum over the L masks, shape (N,)
         advantage = (f.detach() - baseline.to(f)).detach()
         # (score - score.detach()) is zero in value: the surrogate's value is the bound.

@@ -45,6 +45,23 @@ def test_moving_average_reinforce_is_unbiased(family, num_masks, seed):
     assert_unbiased_after_warm_up(lex, ReinforceBound(num_masks), x, y, num_masks)
 
 
+@pytest.mark.parametrize("batch_size", [1, 2])
+@pytest.mark.parametrize("family", FAMILIES, ids=FAMILY_IDS)
+def test_moving_average_reinforce_is_unbiased_on_its_first_batch(family, batch_size):
+    # With no past batch, a baseline from the batch's own mean would see each datum's masks:
+    # the expected gradient would be (1 - 1/N) times the true one (0 for N = 1).
+    lex = tiny_lex(family, seed=0)
+    x, y = torch.randn(1, D), torch.tensor([0])
+    exact = exact_logit_gradient(lex, x, y, num_masks=1)
+    first_calls = [  # a fresh bound each time: 400 first batches, one estimate from each
+        logit_gradients(lex, ReinforceBound(), x.expand(batch_size, D), y.expand(batch_size)).mean(
+            0
+        )
+        for _ in range(400)
+    ]
+    assert_unbiased(torch.stack(first_calls), exact)
+
+
 def assert_unbiased_after_warm_up(lex, bound, x, y, num_masks):
     exact = exact_logit_gradient(lex, x, y, num_masks)
     # Warm-up: the moving average is set from one batch, then stays fixed (mask-independent)
