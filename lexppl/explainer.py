@@ -49,7 +49,7 @@ from lexppl.models import (
     SoftTargetLikelihood,
 )
 from lexppl.models.bayesian import fit_bayesian
-from lexppl.nets import MLP
+from lexppl.nets import MLP, eval_mode, module_device
 from lexppl.train import fit, pretrain_predictor
 
 __all__ = ["EmptySelectionWarning", "LEXExplainer"]
@@ -131,11 +131,12 @@ class _ProbabilitiesAsLogits(nn.Module):
 
 
 def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
-    """Class probabilities (n, C) of ``black_box`` on X: a torch module or any callable on a
-    numpy array (e.g. an sklearn ``predict_proba``)."""
+    """Class probabilities (n, C) of ``black_box`` on X: a torch module (called on its own
+    device, in evaluation mode) or any callable on a numpy array (e.g. an sklearn
+    ``predict_proba``)."""
     if isinstance(black_box, nn.Module):
-        with torch.no_grad():
-            out = black_box(X)
+        with torch.no_grad(), eval_mode(black_box):
+            out = black_box(X.to(module_device(black_box, X.device)))
     elif callable(black_box):
         out = black_box(X.cpu().numpy())
     else:
@@ -730,7 +731,17 @@ class LEXExplainer(BaseEstimator):
             raise ValueError("to_inference_data needs an explainer fitted with bayesian=True.")
         labels = None
         if y is not None:
-            labels = torch.as_tensor(np.searchsorted(self.classes_, np.asarray(y)))
+            y = np.asarray(y)
+            if self.task == "regression":
+                labels = self._encode_y(y, len(x)).to(x.device)
+            elif y.shape != (len(x),) or not np.isin(y, self.classes_).all():
+                raise ValueError(
+                    f"y must hold one label per row of X ({len(x)}) from the fitted classes "
+                    f"{self.classes_.tolist()}; got shape {y.shape}, values "
+                    f"{np.unique(y).tolist()[:10]}."
+                )
+            else:
+                labels = torch.as_tensor(np.searchsorted(self.classes_, y), device=x.device)
         return to_inference_data(self.model_, None, x, labels, **options)
 
     # ------------------------------------------------------------------ persistence

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lexppl.distributions.relaxed import hard_topk
+from lexppl.nets import eval_mode, module_device
 
 __all__ = ["Comparator", "top_k_selection"]
 
@@ -113,11 +114,11 @@ def numpy_predictor(
     are probability vectors."""
     if not (isinstance(black_box, nn.Module) or callable(black_box)):
         raise ValueError(f"{who}: the black box must be a torch module or a callable.")
-    device = torch.device(device)
+    device = module_device(black_box, torch.device(device))  # where the module's weights are
 
     def predict(x: np.ndarray) -> np.ndarray:
         if isinstance(black_box, nn.Module):
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(black_box):
                 out = black_box(torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device))
             out = out.detach().cpu().numpy()
         else:

@@ -77,7 +77,7 @@ class KernelSHAP(Comparator):
         device: str | torch.device = "cpu",
     ) -> None:
         shap = optional_import("shap", "KernelSHAP")
-        data = check_inputs(background, None, "KernelSHAP").double().numpy()
+        data = check_inputs(background, None, "KernelSHAP").cpu().double().numpy()
         if summary not in SUMMARIES:
             raise ValueError(
                 f"KernelSHAP: unknown summary {summary!r}; valid choices are {list(SUMMARIES)}."
@@ -98,7 +98,8 @@ class KernelSHAP(Comparator):
     def attribute(self, x: Tensor, target: TargetType = None) -> Tensor:
         """SHAP values ``(N, D)`` of inputs ``x`` ``(N, D)`` for class ``target`` (int,
         ``(N,)`` tensor, or None for the class of largest output)."""
-        x = check_inputs(x, self.num_features, "KernelSHAP").double().numpy()
+        x = check_inputs(x, self.num_features, "KernelSHAP")
+        device, x = x.device, x.cpu().double().numpy()
         targets = resolve_targets(target, self.predict(x), "KernelSHAP")
         with numpy_seed(self.seed):
             values = self._explainer.shap_values(
@@ -107,5 +108,5 @@ class KernelSHAP(Comparator):
         if isinstance(values, list):  # shap < 0.45: one array per output
             values = np.stack(values, axis=-1)
         values = np.asarray(values).reshape(x.shape[0], self.num_features, -1)  # (N, D, C)
-        scores = values[np.arange(x.shape[0]), :, targets.numpy()]
-        return torch.as_tensor(scores, dtype=torch.float32)
+        scores = values[np.arange(x.shape[0]), :, targets.cpu().numpy()]
+        return torch.as_tensor(scores, dtype=torch.float32, device=device)

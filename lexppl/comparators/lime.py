@@ -68,7 +68,7 @@ class LIME(Comparator):
         device: str | torch.device = "cpu",
     ) -> None:
         lime_tabular = optional_import("lime.lime_tabular", "LIME")
-        data = check_inputs(training_data, None, "LIME").double().numpy()
+        data = check_inputs(training_data, None, "LIME").cpu().double().numpy()
         num_samples = check_int(num_samples, "num_samples", 2, "LIME")
         if kernel_width is not None and not kernel_width > 0:
             raise ValueError(f"LIME: kernel_width must be > 0; got {kernel_width!r}.")
@@ -87,7 +87,8 @@ class LIME(Comparator):
     def attribute(self, x: Tensor, target: TargetType = None) -> Tensor:
         """LIME coefficients ``(N, D)`` of inputs ``x`` ``(N, D)`` for class ``target``
         (int, ``(N,)`` tensor, or None for the predicted class); one local regression per row."""
-        x = check_inputs(x, self.num_features, "LIME").double().numpy()
+        x = check_inputs(x, self.num_features, "LIME")
+        device, x = x.device, x.cpu().double().numpy()
         targets = resolve_targets(target, self.predict(x), "LIME").tolist()
         scores = np.zeros(x.shape)
         for i, (row, label) in enumerate(zip(x, targets)):
@@ -100,4 +101,4 @@ class LIME(Comparator):
             )
             for feature, weight in explanation.local_exp[label]:
                 scores[i, feature] = weight
-        return torch.as_tensor(scores, dtype=torch.float32)
+        return torch.as_tensor(scores, dtype=torch.float32, device=device)

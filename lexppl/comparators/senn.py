@@ -117,7 +117,7 @@ class SENN(nn.Module, Comparator):
             raise ValueError("SENN.fit needs exactly one of labels y or a black_box.")
         if black_box is not None:
             predict = numpy_predictor(black_box, self.device, probabilities=True, who="SENN")
-            targets = torch.as_tensor(predict(X.numpy()), dtype=torch.float32)
+            targets = torch.as_tensor(predict(X.cpu().numpy()), dtype=torch.float32)
             if targets.shape[1] != self.num_classes:
                 raise ValueError(
                     f"SENN: the black box returns {targets.shape[1]} classes; SENN was built "

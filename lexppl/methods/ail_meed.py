@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -99,7 +98,7 @@ from lexppl.methods.presets import Method, _check_positive
 from lexppl.models import PixelGrid, SoftTargetLikelihood
 from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX
-from lexppl.nets import MLP
+from lexppl.nets import MLP, eval_mode, module_device
 from lexppl.numerics import flush_denormals
 from lexppl.train import FitResult
 
@@ -136,27 +135,6 @@ _OPTIMIZERS = {
 
 
 # ---------------------------------------------------------------------------- black boxes
-@contextlib.contextmanager
-def _eval_mode(module):
-    # Query a torch black box in evaluation mode (no dropout), and leave it as it was found.
-    if not isinstance(module, nn.Module):
-        yield
-        return
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-def _module_device(module, default: torch.device) -> torch.device:
-    if isinstance(module, nn.Module):
-        for tensor in itertools.chain(module.parameters(), module.buffers()):
-            return tensor.device
-    return default
-
-
 def _check_probabilities(probs: Tensor, n: int, what: str) -> None:
     valid = (
         probs.dim() == 2
@@ -187,9 +165,9 @@ def black_box_probabilities(black_box: Callable, x: Tensor, batch_size: int = 10
     """
     if not callable(black_box):
         raise ValueError(f"black_box must be a torch module or a callable; got {black_box!r}.")
-    device = _module_device(black_box, x.device)
+    device = module_device(black_box, x.device)
     outs = []
-    with torch.no_grad(), _eval_mode(black_box):
+    with torch.no_grad(), eval_mode(black_box):
         for begin in range(0, x.shape[0], batch_size):
             chunk = x[begin : begin + batch_size]
             if isinstance(black_box, nn.Module):
@@ -225,9 +203,9 @@ def gradient_x_input(
             "Gradient x Input needs the black box's gradients: black_box must be a torch "
             f"module, got {type(black_box).__name__}. Pass prior=None or your own prior."
         )
-    device = _module_device(black_box, x.device)
+    device = module_device(black_box, x.device)
     scores = []
-    with _eval_mode(black_box):
+    with eval_mode(black_box):
         for begin in range(0, x.shape[0], batch_size):
             chunk = x[begin : begin + batch_size].to(device).detach().requires_grad_(True)
             with torch.enable_grad():

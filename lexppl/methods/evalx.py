@@ -44,6 +44,7 @@ from lexppl.imputers.constant import ConstantImputer
 from lexppl.metrics.prediction import accuracy, auroc
 from lexppl.models.lex import LEX
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
+from lexppl.nets import module_device
 from lexppl.train import pretrain_predictor
 
 __all__ = ["EvalX"]
@@ -201,9 +202,9 @@ class EvalX(nn.Module):
 
     # ------------------------------------------------------------------ prediction
     def _device(self) -> torch.device:
-        for tensor in [*self.predictor.parameters(), *self.predictor.buffers()]:
-            return tensor.device
-        return torch.device("cpu")
+        # The whole evaluator's: a closed-form predictor (TrueResponse) has no parameters, but
+        # the imputer's and ``fitted_``'s buffers follow ``.to(device)``.
+        return module_device(self, torch.device("cpu"))
 
     def _probs(self, x_tilde: Tensor) -> Tensor:
         out = self.predictor(x_tilde)

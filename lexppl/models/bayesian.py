@@ -48,7 +48,10 @@ class _InitToValue:
         self.values = values
 
     def __call__(self, site: dict) -> Tensor:
-        return self.values[site["name"]].to(site["value"])
+        # The values were cloned where the selector was built; the prior's location is where
+        # the model is now (site["value"] is not drawn yet when autoguides initialise).
+        like = site["value"] if site["value"] is not None else site["fn"].mean
+        return self.values[site["name"]].to(like)
 
 
 def _detach_pyro_module(module: PyroModule, name: str) -> None:

@@ -1,8 +1,9 @@
 """Networks for selectors and predictors."""
 
 from lexppl.nets.conv import ConvPredictor
+from lexppl.nets.device import module_device
 from lexppl.nets.mlp import MLP
 from lexppl.nets.mode import eval_mode
 from lexppl.nets.unet import UNet, UNetSelector
 
-__all__ = ["MLP", "ConvPredictor", "UNet", "UNetSelector", "eval_mode"]
+__all__ = ["MLP", "ConvPredictor", "UNet", "UNetSelector", "eval_mode", "module_device"]

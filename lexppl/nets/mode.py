@@ -11,14 +11,19 @@ __all__ = ["eval_mode"]
 
 
 @contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+def eval_mode(module: object) -> Iterator[object]:
     """
     Run ``module`` in eval mode inside the block, then give every submodule back the mode it
-    had (``module.train(flag)`` would not: it sets one flag on all of them).
+    had (``module.train(flag)`` would not: it sets one flag on all of them). A no-op for a
+    plain callable (e.g. a black box's ``predict_proba``).
 
     Used where the library traces a model outside training (checking targets, setting up a
-    guide), so that the trace leaves batch norm running statistics as they were.
+    guide) or queries a black box, so that the call leaves batch norm running statistics as
+    they were and runs without dropout.
     """
+    if not isinstance(module, nn.Module):
+        yield module
+        return
     modes = {sub: sub.training for sub in module.modules()}
     module.eval()
     try:

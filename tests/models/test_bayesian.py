@@ -329,3 +329,13 @@ def test_module_local_params_keep_the_global_store_empty():
         fit_bayesian(model, PathwiseBound(2), x, y, epochs=2, batch_size=N)
         assert model.posterior_importance(x, 2).shape == (2, N, D)
     assert not list(pyro.get_param_store().keys())
+
+
+def test_guide_starts_where_the_model_was_moved():
+    # The initial weights are cloned where the selector was built; Pyro initialises the guide
+    # before any value is drawn, so the clones must follow the model's later .to(...).
+    model = make_model().double()
+    x = torch.randn(5, D, dtype=torch.float64)
+    model.init_guide(x, torch.zeros(5, dtype=torch.long))
+    assert {p.dtype for p in model.autoguide.parameters()} == {torch.float64}
+    assert model.importance(x, 3).dtype == torch.float64
