@@ -88,6 +88,12 @@ class ImportanceWeightedBound(ELBO):
     #: terms, enumeration); pathwise estimators skip computing it.
     needs_mask_log_prob: bool = True
 
+    #: Whether the selector's gradient pairs each datum's term with that datum's own masks only
+    #: (score-function terms: REINFORCE, VIMCO, REBAR, RELAX). That is the gradient only if a
+    #: datum's likelihood depends on no other datum's mask; pathwise estimators differentiate
+    #: every term through every mask and need no such assumption.
+    pairs_each_datum_with_its_masks: bool = True
+
     def __init__(self, num_masks: int = 1, num_imputations: int = 1) -> None:
         for name, value in [("num_masks", num_masks), ("num_imputations", num_imputations)]:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -150,6 +156,7 @@ class ImportanceWeightedBound(ELBO):
                     mask_lp = lp.sum(0) if mask_lp is None else mask_lp + lp.sum(0)
                 continue
             if site["is_observed"]:
+                self._check_independent_data(name, site["fn"], model_trace)
                 lp = _as_particles(site["fn"].log_prob(site["value"]) * site["scale"])
                 log_w = lp if log_w is None else log_w + lp
             elif name in guide_trace.nodes:  # a latent with a guide, e.g. Bayesian weights
@@ -170,6 +177,26 @@ class ImportanceWeightedBound(ELBO):
         log_w = log_w.expand(torch.broadcast_shapes(log_w.shape, mask_lp.shape[-2:]))
         per_datum = log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])
         return BoundTerms(per_datum, log_w, mask_lp, global_term.to(per_datum), proposal_lp)
+
+    def _check_independent_data(self, name: str, fn, model_trace) -> None:
+        """Refuse a likelihood whose per-datum terms depend on other data's masks (it declares
+        ``couples_data = True``, e.g. a Cox partial likelihood's risk sets) when the estimator
+        would pair each term with its own datum's masks and the selector is being trained."""
+        if not (getattr(fn, "couples_data", False) and self.pairs_each_datum_with_its_masks):
+            return
+        learning = any(
+            site["type"] == "sample"
+            and site["infer"].get("lex") == MASK
+            and getattr(site["fn"], "logits", torch.zeros(())).requires_grad
+            for site in model_trace.nodes.values()
+        )
+        if learning:
+            raise ValueError(
+                f"{type(self).__name__} pairs each datum's likelihood term with that datum's own "
+                f"masks, but site {name!r} ({type(fn).__name__}) couples the data: a datum's term "
+                f"depends on other data's masks, so its selector gradient would be wrong. Use a "
+                f"pathwise bound (PathwiseBound, ConcreteBound)."
+            )
 
     def bound_terms(self, model, guide, *args, **kwargs) -> BoundTerms:
         """Trace ``model`` once with the particle plates and return the bound's parts."""

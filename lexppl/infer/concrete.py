@@ -118,6 +118,7 @@ class ConcreteBound(ImportanceWeightedBound):
     """
 
     needs_mask_log_prob = False
+    pairs_each_datum_with_its_masks = False
 
     def __init__(self, num_masks: int = 1, temperature: float = 0.5, method: str = "topk") -> None:
         super().__init__(num_masks, 1)

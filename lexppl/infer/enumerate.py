@@ -105,6 +105,16 @@ class EnumerateBound(ImportanceWeightedBound):
     def _surrogate(self, terms: BoundTerms) -> Tensor:
         return terms.total
 
+    def _check_independent_data(self, name: str, fn, model_trace) -> None:
+        # Every datum is given the same support element at once: the sum over one datum's masks
+        # holds the others' fixed instead of averaging over them, so even the value is wrong.
+        if getattr(fn, "couples_data", False):
+            raise ValueError(
+                f"EnumerateBound enumerates one mask for all data at once, but site {name!r} "
+                f"({type(fn).__name__}) couples the data (a datum's term depends on other data's "
+                f"masks), so its value would be wrong. Use a sampling bound (PathwiseBound)."
+            )
+
 
 def _support_size(fn) -> int:
     D = fn.event_shape[-1]

@@ -97,6 +97,7 @@ class PathwiseBound(ImportanceWeightedBound):
     """
 
     needs_mask_log_prob = False
+    pairs_each_datum_with_its_masks = False
 
     def __init__(
         self,

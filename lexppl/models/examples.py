@@ -13,7 +13,9 @@ Three models, each with a synthetic data generator whose relevant features are k
 
 In every example the selector, imputer and predictor are the ordinary LEX parts; only the
 likelihood (the hook ``LEX(likelihood=...)``) or the model around the LEX block changes, and
-the bounds of :mod:`lexppl.infer` train them unchanged.
+the bounds of :mod:`lexppl.infer` train them unchanged, with one exception: a Cox datum's term
+depends on the masks of its whole risk set, so the Cox model is trained by pathwise bounds
+only (the score-function ones and enumeration refuse it).
 """
 
 from __future__ import annotations
@@ -273,9 +275,17 @@ class CoxPartialLikelihood(TorchDistribution):
 
     Batch shape ``log_risk.shape`` (the last dim is the data), event shape ``(2,)``. Not a
     generative model of :math:`(t, \delta)`: :meth:`sample` is not available.
+
+    The terms do not factorise over the data: datum :math:`i`'s depends on the log-risks, so
+    the masks, of its whole risk set. Estimators that pair each datum's term with its own mask
+    (REINFORCE, VIMCO, REBAR, RELAX) would drop the cross terms of the gradient, and
+    enumeration would give every datum the same mask; ``couples_data`` makes those bounds
+    refuse it. Pathwise bounds differentiate through every mask and are the ones to use.
     """
 
     arg_constraints: ClassVar[dict] = {"log_risk": constraints.real}
+    #: Read by :class:`~lexppl.infer.bound.ImportanceWeightedBound`: see above.
+    couples_data: ClassVar[bool] = True
     support = constraints.real_vector
 
     def __init__(self, log_risk: Tensor, validate_args=None) -> None:

@@ -19,7 +19,14 @@ import pytest
 import torch
 
 from lexppl import fit, pretrain_predictor
-from lexppl.infer import PathwiseBound
+from lexppl.infer import (
+    EnumerateBound,
+    PathwiseBound,
+    RebarBound,
+    ReinforceBound,
+    RelaxBound,
+    VimcoBound,
+)
 from lexppl.metrics import true_positive_rate
 from lexppl.models.examples import (
     CoxLikelihood,
@@ -97,6 +104,30 @@ def test_explainable_cox_finds_the_relevant_features():
     tpr = _tpr(lex, x_test, truth)
     print(f"Cox TPR {tpr:.3f}")
     assert tpr >= 0.90
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [ReinforceBound(2), VimcoBound(2), RebarBound(2), RelaxBound(2), EnumerateBound()],
+    ids=lambda bound: type(bound).__name__,
+)
+def test_cox_is_refused_by_bounds_that_pair_a_datum_with_its_own_masks(bound):
+    # A Cox term depends on the masks of its whole risk set: these estimators would drop the
+    # cross terms of the selector's gradient (enumeration even its value).
+    x, y, _ = make_survival_data(20, seed=0)
+    lex = explainable_cox(D, K)
+    with pytest.raises(ValueError, match="couples the data"):
+        bound.differentiable_loss(lex.model, lex.guide, x, y)
+
+
+def test_cox_keeps_the_value_of_score_function_bounds_and_trains_pathwise():
+    x, y, _ = make_survival_data(20, seed=0)
+    lex = explainable_cox(D, K)
+    with torch.no_grad():  # a value is fine: each datum's masks are drawn as the bound's are
+        assert torch.isfinite(ReinforceBound(2).differentiable_loss(lex.model, lex.guide, x, y))
+    loss = PathwiseBound(2).differentiable_loss(lex.model, lex.guide, x, y)
+    loss.backward()
+    assert all(p.grad is not None for p in lex.selector.parameters())
 
 
 def _hand_cox(r, time, event):
