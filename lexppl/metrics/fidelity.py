@@ -63,8 +63,35 @@ def _labels(probs: ArrayLike, argname: str) -> torch.Tensor:
     if probs.dim() == 0:
         raise ValueError(f"{argname} must have shape (N, C), (S, N, C) or (N,); got a scalar")
     if probs.dim() == 1:  # already class labels
-        return probs.long()
+        return _integer_labels(probs, argname)
     return probs.argmax(-1)
+
+
+def _integer_labels(labels: Tensor, argname: str) -> Tensor:
+    # 1-D values are class decisions; truncating P(y = 1) or scores to integers would be
+    # silently wrong.
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise ValueError(
+            f"{argname} is 1-D, so it must hold integer class labels; got non-integer values "
+            f"(pass probabilities or logits as (N, C))"
+        )
+    return labels.long()
+
+
+def _inputs(x: ArrayLike) -> Tensor:
+    """Model inputs as a tensor: arrays (numpy, pandas, lists) as float32, as the explainers
+    take them; tensors keep their device and floating dtype. NaN or infinite values are an
+    error (the model's outputs on them would be meaningless)."""
+    if not isinstance(x, Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"x must be a numeric array; got {type(x).__name__}") from error
+    if not x.is_floating_point():
+        x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values")
+    return x
 
 
 def _shape(value) -> tuple[int, ...]:
@@ -82,9 +109,7 @@ def mask_inputs(x: Tensor, masks: Tensor, fill: float = 0.0, complement: bool = 
         of FU-M / FU-A.
     :returns: ``(N, ...)`` or ``(S, N, ...)``, on ``x``'s device and dtype.
     """
-    x = torch.as_tensor(x)
-    if not x.is_floating_point():
-        x = x.float()
+    x = _inputs(x)
     masks = torch.as_tensor(masks, device=x.device)
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}")
@@ -105,17 +130,24 @@ def mask_inputs(x: Tensor, masks: Tensor, fill: float = 0.0, complement: bool = 
 def _predict(
     black_box: Callable, inputs: Tensor, event_ndim: int, batch_size: int | None
 ) -> Tensor:
-    """Call ``black_box`` on inputs ``(..., *event)`` flattened to rows; returns ``(..., C)``."""
+    """Call ``black_box`` on inputs ``(..., *event)`` flattened to rows; returns its decisions
+    ``(...)``: the argmax of probabilities or logits ``(M, C)``, or class labels ``(M,)``."""
     batch_shape = inputs.shape[: inputs.dim() - event_ndim]
     flat = inputs.reshape((-1, *inputs.shape[inputs.dim() - event_ndim :]))
     size = flat.shape[0] if batch_size is None else int(batch_size)
     outs = []
     with torch.no_grad():
         for begin in range(0, flat.shape[0], size):
-            out = torch.as_tensor(black_box(flat[begin : begin + size]))
-            outs.append(out.detach().cpu().reshape(out.shape[0], -1))
-    out = torch.cat(outs)
-    return out.reshape((*batch_shape, out.shape[-1]))
+            chunk = flat[begin : begin + size]
+            out = torch.as_tensor(black_box(chunk)).detach().cpu()
+            if out.dim() not in (1, 2) or out.shape[0] != chunk.shape[0]:
+                raise ValueError(
+                    f"black_box must map inputs ({chunk.shape[0]}, ...) to probabilities or "
+                    f"logits ({chunk.shape[0]}, C) or class labels ({chunk.shape[0]},); got "
+                    f"{tuple(out.shape)}"
+                )
+            outs.append(out.argmax(-1) if out.dim() == 2 else _integer_labels(out, "black_box"))
+    return torch.cat(outs).reshape(batch_shape)
 
 
 # --------------------------------------------------------------------------- FS-M / FU-M
@@ -130,6 +162,11 @@ def agreement_per_sample(probs_full: ArrayLike, probs_masked: ArrayLike) -> torc
     :returns: float64 tensor ``(S,)`` (``S = 1`` for ``(N, C)``).
     """
     full_shape, masked_shape = _shape(probs_full), _shape(probs_masked)
+    if len(full_shape) >= 2 and len(masked_shape) >= 2 and full_shape[-1] != masked_shape[-1]:
+        raise ValueError(
+            f"probs_full and probs_masked must have the same number of classes; got "
+            f"{full_shape[-1]} and {masked_shape[-1]}"
+        )
     full = _labels(probs_full, "probs_full")
     masked = _labels(probs_masked, "probs_masked")
     if full.dim() != 1:
@@ -204,21 +241,25 @@ def black_box_fidelity(
     ``x ⊙ (1 − s) + s·fill`` (vectorised over the ``S`` mask samples, in chunks of
     ``batch_size`` rows) and applies :func:`posthoc_accuracy` and :func:`fu_m`.
 
-    :param black_box: maps inputs ``(M, ...)`` to probabilities or logits ``(M, C)``: a torch
-        module, or e.g. ``lambda x: torch.as_tensor(clf.predict_proba(x.numpy()))``.
+    :param black_box: maps inputs ``(M, ...)`` to probabilities or logits ``(M, C)``, or to
+        class labels ``(M,)``: a torch module, or e.g. ``clf.predict_proba`` (it receives
+        tensors, which scikit-learn accepts on the CPU).
     :param x: inputs ``(N, ...)``. :param masks: binary ``(N, D)`` or ``(S, N, D)``.
     :returns: ``{"fs_m": float, "fu_m": float}``.
     """
-    x = torch.as_tensor(x)
-    if not x.is_floating_point():
-        x = x.float()
+    x = _inputs(x)
     event_ndim = x.dim() - 1
     full = _predict(black_box, x, event_ndim, batch_size)
     selected = _predict(black_box, mask_inputs(x, masks, fill), event_ndim, batch_size)
     unselected = _predict(
         black_box, mask_inputs(x, masks, fill, complement=True), event_ndim, batch_size
     )
-    return {"fs_m": posthoc_accuracy(full, selected), "fu_m": fu_m(full, unselected)}
+    # Decisions (N,) and (N,) or (S, N): the mean agreement over all S·N pairs is the mean
+    # over the S samples of posthoc_accuracy's and fu_m's per-sample agreement.
+    return {
+        "fs_m": float((selected == full).to(torch.float64).mean()),
+        "fu_m": float((unselected == full).to(torch.float64).mean()),
+    }
 
 
 # --------------------------------------------------------------------------- FS-A / FU-A
@@ -405,7 +446,7 @@ def uniform_perturbations(x: Tensor, radius: float, num_draws: int, seed: int = 
     shape ``(num_draws, *x.shape)``, drawn on the CPU from ``torch.Generator().manual_seed(seed)``
     (so results do not depend on the device) and returned on ``x``'s device and dtype.
     """
-    x = torch.as_tensor(x)
+    x = _inputs(x)
     if not isinstance(num_draws, int) or num_draws < 1:
         raise ValueError(f"num_draws must be an int >= 1; got {num_draws!r}")
     if not radius >= 0:
@@ -449,7 +490,7 @@ def max_sensitivity_per_instance(
         give ``inf`` (or ``nan`` if nothing changes).
     :returns: float64 tensor ``(N,)`` on the CPU. Lower is better.
     """
-    x = torch.as_tensor(x)
+    x = _inputs(x)
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must have shape (N, ...) with N >= 1; got {tuple(x.shape)}")
     delta = uniform_perturbations(x, radius, num_draws, seed)
@@ -521,7 +562,7 @@ def explanation_time(explain_fn: ExplainFn, x: Tensor, repeats: int = 5, warmup:
     :param int warmup: untimed calls first (>= 0).
     :returns: seconds per instance (> 0).
     """
-    x = torch.as_tensor(x)
+    x = _inputs(x)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
     if not isinstance(warmup, int) or warmup < 0:
@@ -604,7 +645,7 @@ def model_randomisation_check(
     :returns: the mean similarity in ``[-1, 1]``.
     :raises ValueError: if the similarity is undefined for every instance.
     """
-    x = torch.as_tensor(x)
+    x = _inputs(x)
     a = torch.as_tensor(explain_fn_trained(x)).detach().cpu()  # autograd on: gradient explainers
     b = torch.as_tensor(explain_fn_random(x)).detach().cpu()
     values = explanation_similarity_per_instance(a, b, method)

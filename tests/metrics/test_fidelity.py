@@ -90,6 +90,42 @@ def test_black_box_fidelity_vectorised_over_samples_and_batches():
     assert black_box_fidelity(_black_box, x, masks, batch_size=3) == {"fs_m": 0.75, "fu_m": 0.75}
 
 
+def test_fidelity_of_a_label_black_box_equals_that_of_its_probabilities():
+    # A 1-D output is a class decision (e.g. sklearn's predict), not one column whose argmax
+    # would always be 0.
+    x = torch.tensor([[1.0, 5.0, -3.0], [-1.0, 2.0, 4.0], [1.0, -2.0, 1.0], [-1.0, 0.5, 0.5]])
+    masks = torch.tensor([[[1.0, 0, 0]] * 4, [[0.0, 1, 1]] * 4])  # (S=2, N=4, D=3)
+    by_label = black_box_fidelity(lambda v: _black_box(v).argmax(-1), x, masks)
+    assert by_label == black_box_fidelity(_black_box, x, masks)
+    assert by_label == {"fs_m": 0.75, "fu_m": 0.75}
+
+
+def test_fidelity_rejects_ambiguous_or_mismatched_outputs():
+    p1 = FULL[:, 1].numpy()  # P(y = 1), 1-D: not class labels
+    with pytest.raises(ValueError, match="integer class labels"):
+        posthoc_accuracy(p1, FULL)
+    with pytest.raises(ValueError, match="integer class labels"):
+        fu_m(FULL, p1)
+    with pytest.raises(ValueError, match="same number of classes"):
+        fu_m(FULL, torch.cat([FULL, FULL], 1))
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="integer class labels"):
+        black_box_fidelity(lambda v: _black_box(v)[:, 1], x, torch.ones(4, 3))
+    with pytest.raises(ValueError, match=r"black_box must map inputs \(4, ...\)"):
+        black_box_fidelity(lambda v: _black_box(v)[:2], x, torch.ones(4, 3))
+    x[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        black_box_fidelity(_black_box, x, torch.ones(4, 3))
+
+
+def test_fidelity_takes_float64_arrays_as_float32_inputs():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(-1))  # float32 weights
+    x = np.random.default_rng(0).normal(size=(6, 3))  # float64, as numpy makes them
+    assert black_box_fidelity(net, x, np.ones((6, 3)))["fs_m"] == 1.0
+    assert max_sensitivity(net, x, num_draws=3) >= 0.0
+
+
 def test_mask_inputs_fill_and_complement():
     x = torch.tensor([[1.0, 2.0, 3.0]])
     s = torch.tensor([[1.0, 0.0, 1.0]])
