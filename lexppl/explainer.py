@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
@@ -141,9 +142,15 @@ def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
         out = black_box(X.cpu().numpy())
     else:
         raise ValueError(f"black_box must be a torch module or a callable; got {black_box!r}.")
-    probs = torch.as_tensor(
-        np.asarray(out.cpu() if isinstance(out, Tensor) else out), dtype=torch.float32
-    )
+    try:
+        probs = torch.as_tensor(
+            np.asarray(out.cpu() if isinstance(out, Tensor) else out, dtype=np.float32)
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"black_box must return class probabilities of shape (n_samples, n_classes); got "
+            f"{type(out).__name__}."
+        ) from error
     valid = (
         probs.dim() == 2
         and probs.shape[0] == X.shape[0]
@@ -480,7 +487,12 @@ class LEXExplainer(BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_X(self, X, fitting: bool = False) -> Tensor:
-        X = np.asarray(X, dtype=np.float32) if not isinstance(X, Tensor) else X.float()
+        # torch.tensor copies: read-only arrays (e.g. from pandas) give writable tensors.
+        X = (
+            torch.tensor(np.asarray(X, dtype=np.float32))
+            if not isinstance(X, Tensor)
+            else X.float()
+        )
         X = torch.as_tensor(X)
         if X.dim() != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
@@ -506,6 +518,11 @@ class LEXExplainer(BaseEstimator):
             return torch.as_tensor(y)
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinite values.")
+        if type_of_target(y) == "continuous":
+            raise ValueError(
+                "y holds continuous values, not class labels: use task='regression', or pass "
+                "the classes (e.g. integers)."
+            )
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class {self.classes_}; need at least 2.")
@@ -520,6 +537,16 @@ class LEXExplainer(BaseEstimator):
             raise ValueError(f"The {regime!r} regime needs a black_box to explain.")
         if regime == "fixed-theta" and y is None:
             raise ValueError("The 'fixed-theta' regime needs labels y.")
+        if regime in ("surrogate", "self") and y is not None:
+            raise ValueError(
+                f"The {regime!r} regime learns from the black box's outputs, not from labels: "
+                f"give either y or a black_box, not both (regime='fixed-theta' uses both)."
+            )
+        if regime == "in-situ" and black_box is not None:
+            raise ValueError(
+                "The 'in-situ' regime trains its own predictor on y and would ignore the "
+                "black_box: drop it, or choose regime='surrogate', 'self' or 'fixed-theta'."
+            )
         if regime in ("self", "fixed-theta") and not isinstance(black_box, nn.Module):
             raise ValueError(
                 f"The {regime!r} regime uses the black box as LEX's predictor, so it must be a "
@@ -564,6 +591,14 @@ class LEXExplainer(BaseEstimator):
             self.classes_ = np.arange(y.shape[1])
         else:
             y = self._encode_y(y, X.shape[0])
+        if self.regime_ == "fixed-theta":  # LEX's predictor: its outputs are the classes_
+            num_outputs = _black_box_probabilities(black_box, X).shape[1]
+            if num_outputs != len(self.classes_):
+                raise ValueError(
+                    f"The black box returns probabilities of {num_outputs} classes, but y has "
+                    f"{len(self.classes_)} ({self.classes_.tolist()}); its columns must be the "
+                    f"sorted classes of y."
+                )
         n_outputs = len(self.classes_) if self.task == "classification" else 1
         torch.manual_seed(self.seed)
         self.model_ = self._build(self.n_features_in_, n_outputs, fixed_predictor)

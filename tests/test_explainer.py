@@ -133,7 +133,15 @@ def test_bad_data_is_refused(cancer, tmp_path):
         explainer.fit(X[0], y)
     with pytest.raises(ValueError, match="single class"):
         explainer.fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="continuous values"):  # not one class per value
+        explainer.fit(X, y + np.linspace(0.1, 0.9, len(y)))
     explainer.fit(X, y)
+    for num_samples in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="num_samples"):
+            explainer.predict_proba(X, num_samples=num_samples)
+        with pytest.raises(ValueError, match="num_samples"):
+            explainer.sample_masks(X, num_samples)
+    assert explainer.predict(X[:3], num_samples=np.int64(2)).shape == (3,)
     with pytest.raises(ValueError, match="30 features"):
         explainer.explain(X[:, :5])
     with pytest.raises(ValueError, match="NaN"):
@@ -211,6 +219,20 @@ def test_regime_errors(cancer, tmp_path):
         LEXExplainer(**FAST, k=2).fit(X, black_box=lambda a: a[:, :3])
     with pytest.raises(ValueError, match="Unknown regime"):
         LEXExplainer(**FAST, k=2, regime="posthoc").fit(X, y)
+    # Nothing given is silently ignored: labels in a post-hoc regime, a black box in situ.
+    with pytest.raises(ValueError, match="not both"):
+        LEXExplainer(**FAST, k=2).fit(X, y, black_box=_TorchBlackBox())
+    with pytest.raises(ValueError, match="would ignore the black_box"):
+        LEXExplainer(**FAST, k=2, regime="in-situ").fit(X, y, black_box=_TorchBlackBox())
+    with pytest.raises(ValueError, match="class probabilities"):
+        LEXExplainer(**FAST, k=2).fit(X, black_box=lambda a: None)
+    # fixed-theta: the black box is LEX's predictor, so it is checked as in the other regimes.
+    three_classes = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 3), torch.nn.Softmax(-1))
+    with pytest.raises(ValueError, match="3 classes, but y has 2"):
+        LEXExplainer(**FAST, k=2, regime="fixed-theta").fit(X, y, black_box=three_classes)
+    logits = torch.nn.Linear(X.shape[1], 2)
+    with pytest.raises(ValueError, match="class probabilities"):
+        LEXExplainer(**FAST, k=2, regime="fixed-theta").fit(X, y, black_box=logits)
     explainer = LEXExplainer(**FAST, k=2, regime="self").fit(X, black_box=_TorchBlackBox())
     explainer.save(tmp_path / "self.pt")
     with pytest.raises(CheckpointError, match="black_box=model"):
@@ -226,6 +248,8 @@ def test_bayesian_explainer(cancer, tmp_path):
     assert low.shape == (5, 30) and (low <= high).all()
     idata = explainer.to_inference_data(X[:5], y[:5], num_samples=8, num_chains=2)
     assert "selection_probability" in idata.posterior
+    with pytest.raises(ValueError, match="fitted classes"):
+        explainer.to_inference_data(X[:5], y[:5] + 2)
     explainer.save(tmp_path / "b.pt")
     restored = LEXExplainer.load(tmp_path / "b.pt")
     assert restored.bayesian and restored.explain(X[:5]).shape == (5, 30)

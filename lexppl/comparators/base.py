@@ -79,7 +79,7 @@ def check_inputs(x: Tensor | np.ndarray, num_features: int | None, who: str) -> 
     """``x`` as a float32 tensor ``(N, D)``, or a ValueError naming what is wrong with it."""
     if not isinstance(x, Tensor):
         try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"{who}: x must be a numeric array; got {type(x).__name__}."

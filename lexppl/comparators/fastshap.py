@@ -18,7 +18,7 @@ from lexppl.comparators.base import (
     check_int,
     resolve_targets,
 )
-from lexppl.nets import MLP
+from lexppl.nets import MLP, eval_mode, module_device
 from lexppl.numerics import flush_denormals
 
 __all__ = ["FastSHAP", "shapley_kernel_size_probs"]
@@ -119,10 +119,18 @@ class FastSHAP(Comparator):
     # ------------------------------------------------------------------ value function
     def _model(self, x: Tensor) -> Tensor:
         if isinstance(self.model, nn.Module):
-            out = self.model(x)
+            with eval_mode(self.model):
+                out = self.model(x.to(module_device(self.model, x.device)))
         else:
             out = self.model(x.detach().cpu().numpy())
-        out = torch.as_tensor(np.asarray(out) if not isinstance(out, Tensor) else out)
+        if not isinstance(out, Tensor):
+            try:
+                out = torch.as_tensor(np.asarray(out, dtype=np.float32))
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"FastSHAP: the model must return outputs of shape (n_samples, n_classes); "
+                    f"got {type(out).__name__}."
+                ) from error
         return out.to(device=self.device, dtype=torch.float32)
 
     @torch.no_grad()

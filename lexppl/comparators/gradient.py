@@ -4,10 +4,12 @@ Gradient attributions through Captum: gradient × input and saliency.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lexppl.comparators.base import Comparator, TargetType, optional_import, resolve_targets
+from lexppl.nets import module_device
 
 __all__ = ["InputXGradient", "Saliency"]
 
@@ -15,7 +17,7 @@ __all__ = ["InputXGradient", "Saliency"]
 class _Gradient(Comparator):
     _captum_class = ""
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: nn.Module, device: str | torch.device | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(
                 f"{type(self).__name__} differentiates the model, so it must be a torch module; "
@@ -23,14 +25,20 @@ class _Gradient(Comparator):
             )
         captum_attr = optional_import("captum.attr", type(self).__name__)
         self.model = model
-        self.device = torch.device(device)
+        # Default: where the model's weights are.
+        self.device = module_device(model, torch.device("cpu")) if device is None else device
+        self.device = torch.device(self.device)
         self._method = getattr(captum_attr, self._captum_class)(model)
 
     def attribute(self, x: Tensor, target: TargetType = None) -> Tensor:
         """Attributions of inputs ``x`` ``(N, ...)`` for class ``target`` (int, ``(N,)``
         tensor, or None for the class of largest model output), same shape as ``x``."""
         name = type(self).__name__
-        x = torch.as_tensor(x)
+        if not isinstance(x, Tensor):
+            try:
+                x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}: x must be a numeric array; got {type(x)}.") from error
         if x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"{name}: x must have shape (N, ...) with N >= 1; got {x.shape}.")
         x = x.detach().float().to(self.device)
@@ -58,7 +66,7 @@ class InputXGradient(_Gradient):
     values with a zero baseline.
 
     :param torch.nn.Module model: differentiable model ``(N, D) -> (N, C)``.
-    :param device: where the model and inputs live.
+    :param device: where the inputs are sent; default the model's device.
 
     Example::
 
@@ -78,7 +86,7 @@ class Saliency(_Gradient):
     computed by Captum's ``Saliency`` (``abs=True``). Scores are non-negative.
 
     :param torch.nn.Module model: differentiable model ``(N, D) -> (N, C)``.
-    :param device: where the model and inputs live.
+    :param device: where the inputs are sent; default the model's device.
     """
 
     _captum_class = "Saliency"

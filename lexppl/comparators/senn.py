@@ -73,6 +73,8 @@ class SENN(nn.Module, Comparator):
         self.parametriser = MLP(num_features, num_features * num_classes, tuple(hidden))
         self.to(self.device)
         self.losses_: list[float] = []
+        # A buffer, not a Python flag: a state_dict of a trained SENN loads as fitted.
+        self.register_buffer("fitted_", torch.tensor(False))
 
     def relevance(self, x: Tensor) -> Tensor:
         """:math:`\\theta(x)`, shape ``(N, D, C)``."""
@@ -155,12 +157,18 @@ class SENN(nn.Module, Comparator):
                 total += loss.item() * len(index)
             self.losses_.append(total / len(X))
         self.eval()
+        self.fitted_.fill_(True)
         return self
+
+    def _check_fitted(self) -> None:
+        if not bool(self.fitted_):
+            raise ValueError("SENN is not fitted: call fit(X, y) or fit(X, black_box=...) first.")
 
     @torch.no_grad()
     def predict_proba(self, x: Tensor | np.ndarray) -> Tensor:
         """Class probabilities ``(N, C)``."""
         x = check_inputs(x, self.num_features, "SENN").to(self.device)
+        self._check_fitted()
         return self(x).softmax(-1)
 
     @torch.no_grad()
@@ -168,6 +176,7 @@ class SENN(nn.Module, Comparator):
         """Relevances :math:`\\theta(x)_{\\cdot, c}` ``(N, D)`` of class ``target`` (int,
         ``(N,)`` tensor, or None for SENN's predicted class) for inputs ``x`` ``(N, D)``."""
         x = check_inputs(x, self.num_features, "SENN").to(self.device)
+        self._check_fitted()
         theta = self.relevance(x)
         logits = torch.einsum("ndc,nd->nc", theta, x)
         targets = resolve_targets(target, logits, "SENN").to(self.device)

@@ -84,7 +84,7 @@ def _inputs(x: ArrayLike) -> Tensor:
     error (the model's outputs on them would be meaningless)."""
     if not isinstance(x, Tensor):
         try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
         except (TypeError, ValueError) as error:
             raise ValueError(f"x must be a numeric array; got {type(x).__name__}") from error
     if not x.is_floating_point():

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from lexppl.imputers.base import Imputer
-from lexppl.models.lex import LEX
+from lexppl.models.lex import LEX, _check_num_samples
 from lexppl.nets.mode import eval_mode
 
 if TYPE_CHECKING:  # imported lazily at run time: lexppl.infer and lexppl.train import this package
@@ -433,11 +433,6 @@ class BayesianLEX(LEX):
                 value = super().predict(x, num_samples, num_imputations)
             total = value if total is None else total + value
         return total / num_weight_samples
-
-
-def _check_num_samples(num_samples: int) -> None:
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        raise ValueError(f"Expected num_samples to be an int >= 1 but got {num_samples!r}.")
 
 
 def credible_interval(samples: Tensor, prob: float = 0.9) -> tuple[Tensor, Tensor]:

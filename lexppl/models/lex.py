@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Callable
 
 import pyro
@@ -236,6 +237,7 @@ class LEX(PyroModule):
         """Masks sampled from :math:`p_\\gamma(z|x)`, shape ``(num_samples, N, D)``; with
         ``groups``, group-level masks ``(num_samples, N, G)`` (``groups.expand`` maps them onto
         the input)."""
+        _check_num_samples(num_samples)
         return self.mask_distribution(x).sample((num_samples,))
 
     @torch.no_grad()
@@ -246,6 +248,8 @@ class LEX(PyroModule):
         :returns: class probabilities ``(N, C)`` for a categorical likelihood, ``P(y=1)`` of
             shape ``(N,)`` for a Bernoulli one, and the predictive mean otherwise.
         """
+        _check_num_samples(num_samples)
+        _check_num_samples(num_imputations, "num_imputations")
         trace = pyro.poutine.trace(self.model).get_trace(
             x, None, num_masks=num_samples, num_imputations=num_imputations
         )
@@ -256,3 +260,8 @@ class LEX(PyroModule):
         if particle_dims > 0:
             value = value.reshape((-1, *value.shape[particle_dims:])).mean(0)
         return value
+
+
+def _check_num_samples(value: int, name: str = "num_samples") -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")

@@ -107,3 +107,5 @@ def test_bad_input_is_rejected(linear):
         FastSHAP(linear, D, baseline=torch.zeros(3))
     with pytest.raises(ValueError, match=r"outputs of shape \(N, C\)"):
         FastSHAP(lambda x: x.sum(1), D).fit(torch.zeros(10, D), epochs=1)
+    with pytest.raises(ValueError, match="outputs of shape"):  # not a TypeError from numpy
+        FastSHAP(lambda x: None, D).fit(torch.zeros(10, D), epochs=1)

@@ -45,3 +45,13 @@ def test_gradient_comparators_reject_bad_input(linear):
         Saliency(linear).attribute(torch.zeros(2, 5), target=3)
     with pytest.raises(ValueError, match=r"shape \(N, \.\.\.\)"):
         Saliency(linear).attribute(torch.zeros(5))
+    with pytest.raises(ValueError, match="numeric array"):
+        Saliency(linear).attribute([["a"] * 5])
+
+
+def test_gradient_comparators_take_arrays_like_the_other_comparators(linear):
+    pandas = pytest.importorskip("pandas")
+    x = torch.randn(4, 5)
+    expected = InputXGradient(linear).attribute(x)
+    for rows in (x.numpy().astype("float64"), pandas.DataFrame(x.numpy()), x.tolist()):
+        torch.testing.assert_close(InputXGradient(linear).attribute(rows), expected)

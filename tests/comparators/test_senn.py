@@ -79,3 +79,11 @@ def test_bad_input_is_rejected():
         senn.attribute(torch.full((2, 6), float("nan")))
     with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
         SENN(6, 1)
+    with pytest.raises(ValueError, match="SENN is not fitted"):
+        senn.attribute(x)
+    with pytest.raises(ValueError, match="SENN is not fitted"):
+        senn.select(x, 2)
+    fitted = SENN(6, 2, hidden=(8,)).fit(x, y, epochs=1)
+    restored = SENN(6, 2, hidden=(8,))
+    restored.load_state_dict(fitted.state_dict())  # a saved SENN loads as fitted
+    torch.testing.assert_close(restored.attribute(x), fitted.attribute(x))
