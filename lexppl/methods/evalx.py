@@ -36,11 +36,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lexppl.imputers.base import Imputer
 from lexppl.imputers.constant import ConstantImputer
+from lexppl.inputs import as_inputs, as_labels
 from lexppl.metrics.prediction import accuracy, auroc
 from lexppl.models.lex import LEX
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
@@ -135,9 +137,10 @@ class EvalX(nn.Module):
         :param bool progress: show a progress bar.
         :returns: ``self``, frozen (``requires_grad_(False)``, ``eval()``).
         """
-        X, y = torch.as_tensor(X), torch.as_tensor(y)
-        if not X.is_floating_point():
-            X = X.float()
+        X = as_inputs(X, "X")
+        y = as_labels(y, X.shape[0])
+        if isinstance(self.likelihood, BernoulliLikelihood):
+            y = y.float()
         device = self._device() if device is None else torch.device(device)
         self.to(device)
         if self.imputer.requires_fit and not self.imputer.is_fitted:
@@ -278,7 +281,7 @@ class EvalX(nn.Module):
         :returns: ``{"eacc": float, "eauroc": float}``.
         """
         probs = self.predict_proba(x, masks, **kwargs).cpu()
-        y = torch.as_tensor(y).cpu()
+        y = as_labels(y, probs.shape[-2]).cpu()
         return {"eacc": accuracy(probs, y), "eauroc": auroc(probs, y)}
 
     @torch.no_grad()
@@ -312,13 +315,9 @@ class EvalX(nn.Module):
         """
         if not isinstance(num_masks, int) or isinstance(num_masks, bool) or num_masks < 1:
             raise ValueError(f"num_masks must be an int >= 1; got {num_masks!r}.")
-        x = torch.as_tensor(x)
-        y = torch.as_tensor(y).reshape(-1)
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"y must have one label per row of x ({x.shape[0]}); got {y.shape[0]}."
-            )
+        x = as_inputs(x)
         n = x.shape[0]
+        y = as_labels(y.reshape(-1) if isinstance(y, Tensor) else np.ravel(y), n)
         generator = torch.Generator().manual_seed(seed)
         # Masks are drawn chunk by chunk (as predict_proba batches them), so that memory stays
         # bounded by batch_size; the generator's stream makes the draws the same either way.
@@ -346,9 +345,10 @@ class EvalX(nn.Module):
         if not bool(self.fitted_):
             raise RuntimeError("EvalX is not fitted: call EvalX.fit(X, y) with training data.")
         device = self._device()
-        x, masks = torch.as_tensor(x), torch.as_tensor(masks)
-        if not x.is_floating_point():
-            x = x.float()
+        x, masks = (
+            as_inputs(x),
+            torch.as_tensor(np.asarray(masks) if not isinstance(masks, Tensor) else masks),
+        )
         if x.dim() < 2:
             raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}.")
         n, num_features = x.shape[0], x[0].numel()

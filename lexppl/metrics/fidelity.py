@@ -32,6 +32,7 @@ import torch
 from scipy.stats import rankdata
 from torch import Tensor, nn
 
+from lexppl.inputs import as_inputs
 from lexppl.metrics.selection import ArrayLike, _as_tensor
 from lexppl.numerics import flush_denormals
 
@@ -78,22 +79,6 @@ def _integer_labels(labels: Tensor, argname: str) -> Tensor:
     return labels.long()
 
 
-def _inputs(x: ArrayLike) -> Tensor:
-    """Model inputs as a tensor: arrays (numpy, pandas, lists) as float32, as the explainers
-    take them; tensors keep their device and floating dtype. NaN or infinite values are an
-    error (the model's outputs on them would be meaningless)."""
-    if not isinstance(x, Tensor):
-        try:
-            x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"x must be a numeric array; got {type(x).__name__}") from error
-    if not x.is_floating_point():
-        x = x.float()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or infinite values")
-    return x
-
-
 def _shape(value) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else tuple(np.shape(value))
 
@@ -109,7 +94,7 @@ def mask_inputs(x: Tensor, masks: Tensor, fill: float = 0.0, complement: bool = 
         of FU-M / FU-A.
     :returns: ``(N, ...)`` or ``(S, N, ...)``, on ``x``'s device and dtype.
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     masks = torch.as_tensor(masks, device=x.device)
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}")
@@ -247,7 +232,7 @@ def black_box_fidelity(
     :param x: inputs ``(N, ...)``. :param masks: binary ``(N, D)`` or ``(S, N, D)``.
     :returns: ``{"fs_m": float, "fu_m": float}``.
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     event_ndim = x.dim() - 1
     full = _predict(black_box, x, event_ndim, batch_size)
     selected = _predict(black_box, mask_inputs(x, masks, fill), event_ndim, batch_size)
@@ -446,7 +431,7 @@ def uniform_perturbations(x: Tensor, radius: float, num_draws: int, seed: int = 
     shape ``(num_draws, *x.shape)``, drawn on the CPU from ``torch.Generator().manual_seed(seed)``
     (so results do not depend on the device) and returned on ``x``'s device and dtype.
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     if not isinstance(num_draws, int) or num_draws < 1:
         raise ValueError(f"num_draws must be an int >= 1; got {num_draws!r}")
     if not radius >= 0:
@@ -490,7 +475,7 @@ def max_sensitivity_per_instance(
         give ``inf`` (or ``nan`` if nothing changes).
     :returns: float64 tensor ``(N,)`` on the CPU. Lower is better.
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must have shape (N, ...) with N >= 1; got {tuple(x.shape)}")
     delta = uniform_perturbations(x, radius, num_draws, seed)
@@ -562,7 +547,7 @@ def explanation_time(explain_fn: ExplainFn, x: Tensor, repeats: int = 5, warmup:
     :param int warmup: untimed calls first (>= 0).
     :returns: seconds per instance (> 0).
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
     if not isinstance(warmup, int) or warmup < 0:
@@ -645,7 +630,7 @@ def model_randomisation_check(
     :returns: the mean similarity in ``[-1, 1]``.
     :raises ValueError: if the similarity is undefined for every instance.
     """
-    x = _inputs(x)
+    x = as_inputs(x)
     a = torch.as_tensor(explain_fn_trained(x)).detach().cpu()  # autograd on: gradient explainers
     b = torch.as_tensor(explain_fn_random(x)).detach().cpu()
     values = explanation_similarity_per_instance(a, b, method)

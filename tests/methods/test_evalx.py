@@ -178,6 +178,26 @@ def test_log_likelihood_rejects_bad_arguments(s3_evalx):
         EvalX(MLP(11, 2, hidden=(4,))).log_likelihood(x, y)
 
 
+def test_evalx_takes_arrays_as_the_explainers_do_and_names_bad_input(s3_evalx):
+    pandas = pytest.importorskip("pandas")
+    evalx, test = s3_evalx
+    x, y, masks = test.x[:50], test.y[:50], test.truth[:50]
+    expected = evalx.score(x, y, masks)
+    frame = pandas.DataFrame(x.double().numpy())  # float64, as pandas and numpy make them
+    assert evalx.score(frame, pandas.Series(y.numpy()), masks.numpy()) == expected
+    assert evalx.log_likelihood(x.double().numpy(), y.numpy()) == evalx.log_likelihood(x, y)
+    nan = x.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="x contains NaN"):
+        evalx.score(nan, y, masks)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        evalx.log_likelihood(nan, y)
+    with pytest.raises(ValueError, match="integer class indices"):
+        EvalX(MLP(11, 2, hidden=(4,))).fit(x, y + 0.5, epochs=1)
+    with pytest.raises(ValueError, match=r"shape \(50,\)"):
+        evalx.score(x, y[:10], masks)
+
+
 def test_evalx_bernoulli_likelihood_and_custom_fill():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, generator=g)
