@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from lexppl._version import __version__
+from lexppl.nets.device import check_device
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
 
@@ -27,6 +28,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     state = {**state, "lexppl_version": __version__}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file owner-only; give it the mode open() would (0o666 less the
+        # umask), so that a saved model can be shared like any other file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -46,6 +52,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not callable(map_location) and not isinstance(map_location, dict):
+        map_location = check_device(map_location)  # a bad device is not a corrupt file
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files

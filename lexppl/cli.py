@@ -168,7 +168,7 @@ def _read_input(path: str, skip_header: bool) -> np.ndarray:
     else:
         try:
             array = np.load(file, allow_pickle=False)
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, EOFError) as error:  # EOFError: an empty file
             raise ValueError(f"cannot read {file} as a .npy array: {error}") from None
         if array.dtype.kind not in "biuf":
             raise ValueError(f"{file} holds {array.dtype} values; expected numbers.")

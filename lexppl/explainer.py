@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import os
 import warnings
 from typing import Any
@@ -50,7 +51,7 @@ from lexppl.models import (
     SoftTargetLikelihood,
 )
 from lexppl.models.bayesian import fit_bayesian
-from lexppl.nets import MLP, eval_mode, module_device
+from lexppl.nets import MLP, check_device, eval_mode, module_device
 from lexppl.train import fit, pretrain_predictor
 
 __all__ = ["EmptySelectionWarning", "LEXExplainer"]
@@ -164,6 +165,39 @@ def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
             f"rows summing to 1; got an array of shape {tuple(probs.shape)}."
         )
     return probs
+
+
+#: Numeric options and their lower bound (``lr`` and the scales must be > 0).
+_NUMBER_OPTIONS = dict(coherence=0.0, l1=0.0, weight_decay=0.0)
+_POSITIVE_OPTIONS = ("lr", "prior_scale", "temperature")
+_COUNT_OPTIONS = dict(num_masks=1, num_imputations=1, epochs=1, batch_size=1, pretrain_epochs=0)
+_FLAG_OPTIONS = ("fix_predictor", "mask_as_input", "bayesian", "distributed", "verbose")
+
+
+def _check_option_types(explainer: LEXExplainer) -> None:
+    """Each numeric, count, flag and layer-size option of the right type and range, so that a
+    wrong value (e.g. from a TOML config) is named rather than failing deep in training."""
+    for name in (*_NUMBER_OPTIONS, *_POSITIVE_OPTIONS):
+        value = getattr(explainer, name)
+        low = _NUMBER_OPTIONS.get(name)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok or not (value >= low if low is not None else value > 0):
+            bound = f">= {low:g}" if low is not None else "> 0"
+            raise ValueError(f"{name} must be a number {bound}; got {value!r}.")
+    for name, low in (*_COUNT_OPTIONS.items(), ("seed", 0)):
+        value = getattr(explainer, name)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
+    for name in _FLAG_OPTIONS:
+        if not isinstance(getattr(explainer, name), (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False; got {getattr(explainer, name)!r}.")
+    for name in ("selector_hidden", "predictor_hidden"):
+        value = getattr(explainer, name)
+        sizes = list(value) if isinstance(value, (tuple, list)) else None
+        if sizes is None or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in sizes
+        ):
+            raise ValueError(f"{name} must be a sequence of layer sizes >= 1; got {value!r}.")
 
 
 def _choice(kind: str, value: Any, table) -> Any:
@@ -347,6 +381,8 @@ class LEXExplainer(BaseEstimator):
         _choice("mask", self.mask, MASKS)
         _choice("imputer", self.imputer, IMPUTERS)
         _choice("estimator", self.estimator, ESTIMATORS)
+        check_device(self.device)
+        _check_option_types(self)
         if self.task not in TASKS:
             raise ValueError(f"Unknown task {self.task!r}; valid choices are {list(TASKS)}.")
         if self.regime is not None and self.regime not in REGIMES:
@@ -357,15 +393,11 @@ class LEXExplainer(BaseEstimator):
             raise ValueError(f"k must be an int; got {self.k!r}.")
         if self.method == "lex" and self.mask == "subset" and self.k is None:
             raise ValueError('mask="subset" needs the number of features k.')
-        if not self.l1 >= 0:
-            raise ValueError(f"l1 must be >= 0; got {self.l1}.")
         if self.distributed and (self.bayesian or self.method != "lex"):
             raise ValueError(
                 "distributed=True trains method='lex' without bayesian=True only; got "
                 f"method={self.method!r}, bayesian={self.bayesian!r}."
             )
-        if not self.coherence >= 0:
-            raise ValueError(f"coherence must be >= 0; got {self.coherence}.")
         if self.method != "lex":
             self._check_preset_options()
         elif self.coherence != _defaults()["coherence"]:

@@ -21,6 +21,7 @@ from lexppl.distributions import IndependentBernoulli
 from lexppl.infer.bound import ImportanceWeightedBound
 from lexppl.infer.reinforce import ReinforceBound
 from lexppl.models.lex import LEX
+from lexppl.nets.device import check_device
 from lexppl.nets.mode import eval_mode
 from lexppl.numerics import flush_denormals
 
@@ -161,7 +162,7 @@ def fit(
                 "process trains its own model on all the data.",
                 world_size,
             )
-    device = torch.device(device)
+    device = check_device(device)
     model.to(device)
     if hasattr(bound, "to"):  # the estimator's baseline networks and control variates
         bound.to(device)

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 
@@ -29,3 +32,13 @@ def test_truncated_file_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+def test_saved_file_has_the_mode_of_an_ordinary_file(tmp_path):
+    # The temporary file is owner-only; the checkpoint must not stay so after the rename.
+    previous = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.pt", {"x": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -294,6 +294,50 @@ def test_error_unknown_config_key(tmp_path, capsys):
     assert_one_line_error(code, capsys.readouterr().err, "unknown key(s) ['imputation']")
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('lr = "fast"', "lr must be a number > 0; got 'fast'"),
+        ("selector_hidden = 5", "selector_hidden must be a sequence of layer sizes >= 1"),
+        ("selector_hidden = [0]", "selector_hidden must be a sequence of layer sizes >= 1"),
+        ("epochs = 2.5", "epochs must be an int >= 1"),
+        ('bayesian = "yes"', "bayesian must be True or False"),
+    ],
+)
+def test_error_config_value_of_the_wrong_type(tmp_path, capsys, line, expected):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'dataset = "s3"\nk = 5\n{line}\n')
+    code = main(["train", "--config", str(config), "--out", str(tmp_path / "run")])
+    assert_one_line_error(code, capsys.readouterr().err, expected)
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:7" if torch.cuda.is_available() else "cuda"])
+def test_error_bad_device_is_named(checkpoint, tmp_path, capsys, device):
+    # Not "the checkpoint is corrupt": the device is what is wrong.
+    code = main(
+        ["evaluate", "--checkpoint", str(checkpoint), "--dataset", "s3", "--device", device]
+    )
+    assert_one_line_error(code, capsys.readouterr().err, f"device {device!r}")
+    code = main(["train", "--dataset", "s3", "--k", "5", *FAST, "--device", device])
+    assert_one_line_error(code, capsys.readouterr().err, f"device {device!r}")
+
+
+def test_error_empty_npy_input(checkpoint, tmp_path, capsys):
+    (tmp_path / "x.npy").write_bytes(b"")
+    code = main(
+        [
+            "explain",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "o.npy"),
+        ]
+    )
+    assert_one_line_error(code, capsys.readouterr().err, "as a .npy array")
+
+
 def test_error_bad_toml(tmp_path, capsys):
     config = tmp_path / "bad.toml"
     config.write_text("dataset = \n")

@@ -114,6 +114,15 @@ def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
         (dict(k=2, task="ranking"), "Unknown task"),
         (dict(k=2, estimator="concrete", imputer="gaussian"), r"single \(constant\) imputation"),
         (dict(k=2, estimator="vimco", num_masks=1), "num_masks >= 2"),
+        (dict(lr="fast"), "lr must be a number > 0"),
+        (dict(lr=0.0), "lr must be a number > 0"),
+        (dict(l1=-0.1), "l1 must be a number >= 0"),
+        (dict(epochs=2.5), "epochs must be an int >= 1"),
+        (dict(seed=-1), "seed must be an int >= 0"),
+        (dict(selector_hidden=(16, 0)), "selector_hidden must be a sequence"),
+        (dict(predictor_hidden=16), "predictor_hidden must be a sequence"),
+        (dict(bayesian="yes"), "bayesian must be True or False"),
+        (dict(device="foo"), "Unknown device 'foo'"),
     ],
 )
 def test_bad_options_are_refused(cancer, options, message):

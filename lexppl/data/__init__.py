@@ -54,14 +54,16 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Default number of instances per split for the synthetic datasets.
 _SYNTHETIC_SIZE = 10000
 
-#: Loader signature shared by all registry entries.
-Loader = Callable[[str, str | None, int, int | None], MaskedDataset]
+#: Loader signature shared by all registry entries: ``(split, root, seed, n, download)``.
+Loader = Callable[[str, str | None, int, int | None, bool], MaskedDataset]
 
 
 def _synthetic(make: Callable[..., MaskedDataset]) -> Loader:
     """Wrap a synthetic generator as a registry loader; ``root`` is ignored."""
 
-    def loader(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+    def loader(
+        split: str, root: str | None, seed: int, n: int | None, download: bool
+    ) -> MaskedDataset:
         generator = torch.Generator().manual_seed(3 * int(seed) + SPLITS[split])
         return make(_SYNTHETIC_SIZE if n is None else int(n), generator)
 
@@ -69,24 +71,32 @@ def _synthetic(make: Callable[..., MaskedDataset]) -> Loader:
     return loader
 
 
-def _panels_digits(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+def _panels_digits(
+    split: str, root: str | None, seed: int, n: int | None, download: bool
+) -> MaskedDataset:
     """Switching Panels from scikit-learn's digits and photographs; ``root`` is ignored."""
     return make_panels_digits(split, seed, n)
 
 
-def _panels_mnist(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+def _panels_mnist(
+    split: str, root: str | None, seed: int, n: int | None, download: bool
+) -> MaskedDataset:
     """SP-MNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
-    return load_switching_panels(split, root, seed, n, target="mnist")
+    return load_switching_panels(split, root, seed, n, download=download, target="mnist")
 
 
-def _panels_fashion(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+def _panels_fashion(
+    split: str, root: str | None, seed: int, n: int | None, download: bool
+) -> MaskedDataset:
     """SP-FashionMNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
-    return load_switching_panels(split, root, seed, n, target="fashion")
+    return load_switching_panels(split, root, seed, n, download=download, target="fashion")
 
 
-def _celeba_smile(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
+def _celeba_smile(
+    split: str, root: str | None, seed: int, n: int | None, download: bool
+) -> MaskedDataset:
     """CelebA Smile from torchvision's CelebA layout under ``root``."""
-    return load_celeba_smile(split, root, seed, n)
+    return load_celeba_smile(split, root, seed, n, download=download)
 
 
 #: The dataset registry: name -> loader ``(split, root, seed, n) -> MaskedDataset``.
@@ -112,6 +122,7 @@ def load(
     root: str | None = None,
     seed: int = 0,
     n: int | None = None,
+    download: bool = False,
 ) -> MaskedDataset:
     """
     Load one split of a named dataset.
@@ -136,6 +147,10 @@ def load(
         Non-negative base seed.
     n : int, optional
         Number of instances; defaults to 10,000 for synthetic datasets.
+    download : bool
+        Let torchvision fetch missing files into ``root`` (``panels-mnist``,
+        ``panels-fashion``, ``celeba-smile``; needs a network). Nothing is
+        downloaded otherwise.
 
     Returns
     -------
@@ -157,4 +172,4 @@ def load(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, Integral) or n <= 0):
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
-    return DATASETS[name](split, root, seed, n)
+    return DATASETS[name](split, root, seed, n, bool(download))

@@ -8,7 +8,7 @@ import itertools
 import torch
 from torch import nn
 
-__all__ = ["module_device"]
+__all__ = ["check_device", "module_device"]
 
 
 def module_device(module: object, default: torch.device) -> torch.device:
@@ -18,3 +18,24 @@ def module_device(module: object, default: torch.device) -> torch.device:
         for tensor in itertools.chain(module.parameters(), module.buffers()):
             return tensor.device
     return default
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device`, or a ValueError that names the problem: an
+    unknown device, or an accelerator this machine does not have (rather than torch's error
+    from deep inside the first tensor moved there)."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"Unknown device {device!r}; expected e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: CUDA is not available on this machine.")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s).")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine.")
+    return resolved

@@ -182,6 +182,34 @@ def test_sp_missing_files(tmp_path):
         load("panels-mnist")
 
 
+def test_load_passes_download_to_torchvision(tmp_path, monkeypatch):
+    # The missing-files message says "pass download=True"; load must accept it. Torchvision is
+    # replaced by a stand-in that writes the files, so nothing touches the network.
+    from torchvision import datasets
+
+    from lexppl.data.idx import read_mnist
+
+    calls = []
+
+    def fetch(cls_name):
+        def fake(root, train, download):
+            calls.append((cls_name, download))
+            write_mnist_root(Path(root), folders=(cls_name,))
+            images, labels = read_mnist(root, {"MNIST": "mnist"}.get(cls_name, "fashion"), train)
+            return type("Data", (), {"data": images, "targets": labels})
+
+        return fake
+
+    monkeypatch.setattr(datasets, "MNIST", fetch("MNIST"))
+    monkeypatch.setattr(datasets, "FashionMNIST", fetch("FashionMNIST"))
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        load("panels-mnist", root=str(tmp_path))
+    assert calls == []  # nothing is fetched unless asked
+    data = load("panels-mnist", "test", root=str(tmp_path), download=True, n=5)
+    assert calls and all(download for _, download in calls)
+    assert data.x.shape[0] == 5
+
+
 def test_sp_real_data_smoke(tmp_path):
     if not all((REAL_DATA / d).is_dir() for d in ("mnist", "fashion")):
         pytest.skip("real MNIST / Fashion-MNIST not available")
