@@ -241,6 +241,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     train = _load_split(dataset, "train", seed, n_train)
     explainer = _make_explainer(settings, train.num_features)
+    if explainer.task != "classification":  # refuse before training, not after
+        raise ValueError(
+            f"train evaluates the explainer on {dataset}'s class labels, so it needs "
+            f"task='classification'; train regression explainers from Python (LEXExplainer)."
+        )
     logger.info(
         "training LEX on %s (%d instances): %s",
         dataset,

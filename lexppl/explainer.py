@@ -518,7 +518,7 @@ class LEXExplainer(BaseEstimator):
         )
 
     # ------------------------------------------------------------------ checks
-    def _check_X(self, X, fitting: bool = False) -> Tensor:
+    def _check_X(self, X, fitting: bool = False, name: str = "X") -> Tensor:
         # torch.tensor copies: read-only arrays (e.g. from pandas) give writable tensors.
         X = (
             torch.tensor(np.asarray(X, dtype=np.float32))
@@ -527,14 +527,16 @@ class LEXExplainer(BaseEstimator):
         )
         X = torch.as_tensor(X)
         if X.dim() != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
+            raise ValueError(
+                f"{name} must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}."
+            )
         if X.shape[0] == 0:
-            raise ValueError("X has no rows.")
+            raise ValueError(f"{name} has no rows.")
         if not torch.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values.")
+            raise ValueError(f"{name} contains NaN or infinite values.")
         if not fitting and X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but LEXExplainer was fitted with "
+                f"{name} has {X.shape[1]} features, but LEXExplainer was fitted with "
                 f"{self.n_features_in_} features."
             )
         return X
@@ -636,7 +638,9 @@ class LEXExplainer(BaseEstimator):
         self.model_ = self._build(self.n_features_in_, n_outputs, fixed_predictor)
         imputer = self.model_.imputer
         if imputer.requires_fit or self.imputer == "gaussian":
-            imputer.fit(X if imputer_data is None else self._check_X(imputer_data))
+            imputer.fit(
+                X if imputer_data is None else self._check_X(imputer_data, name="imputer_data")
+            )
         settings = self._fit_settings()
         if self.pretrain_epochs and fixed_predictor is None:
             pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
@@ -836,6 +840,12 @@ class LEXExplainer(BaseEstimator):
         user's black box (regimes ``"self"`` and ``"fixed-theta"``) need it again as
         ``black_box``: checkpoints hold lexppl's weights, not the user's model."""
         state = load_checkpoint(path, map_location=device)
+        if "n_features" not in state or "selector_hidden" not in state.get("config", {}):
+            raise CheckpointError(
+                f"{path} is not a LEXExplainer checkpoint (those are written by "
+                f"LEXExplainer.save and `lexppl train`); a run checkpoint of lexppl.fit is "
+                f"continued with lexppl.fit(..., run_dir=..., resume=True)."
+            )
         regime = state.get("regime", "in-situ")
         if state.get("config", {}).get("method") == "ail" and not callable(black_box):
             raise CheckpointError(

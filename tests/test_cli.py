@@ -302,6 +302,7 @@ def test_error_unknown_config_key(tmp_path, capsys):
         ("selector_hidden = [0]", "selector_hidden must be a sequence of layer sizes >= 1"),
         ("epochs = 2.5", "epochs must be an int >= 1"),
         ('bayesian = "yes"', "bayesian must be True or False"),
+        ('task = "regression"', "needs task='classification'"),
     ],
 )
 def test_error_config_value_of_the_wrong_type(tmp_path, capsys, line, expected):
@@ -309,6 +310,7 @@ def test_error_config_value_of_the_wrong_type(tmp_path, capsys, line, expected):
     config.write_text(f'dataset = "s3"\nk = 5\n{line}\n')
     code = main(["train", "--config", str(config), "--out", str(tmp_path / "run")])
     assert_one_line_error(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "run").exists()  # refused before any training
 
 
 @pytest.mark.parametrize("device", ["foo", "cuda:7" if torch.cuda.is_available() else "cuda"])

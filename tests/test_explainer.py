@@ -4,7 +4,7 @@ import torch
 from sklearn.datasets import load_breast_cancer
 
 from lexppl import EmptySelectionWarning, LEXExplainer
-from lexppl.checkpoint import CheckpointError
+from lexppl.checkpoint import CheckpointError, save_checkpoint
 from lexppl.nets import MLP
 
 FAST = dict(
@@ -160,6 +160,11 @@ def test_bad_data_is_refused(cancer, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
         LEXExplainer.load(tmp_path / "bad.pt")
+    save_checkpoint(tmp_path / "run.pt", {"config": {"bound": "PathwiseBound"}, "model": {}})
+    with pytest.raises(CheckpointError, match="resume=True"):  # a lexppl.fit run checkpoint
+        LEXExplainer.load(tmp_path / "run.pt")
+    with pytest.raises(ValueError, match="imputer_data has 5 features"):
+        LEXExplainer(**FAST, k=2, imputer="gaussian").fit(X, y, imputer_data=X[:, :5])
 
 
 def test_unfitted_explainer_raises():
