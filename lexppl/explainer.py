@@ -746,7 +746,8 @@ class LEXExplainer(BaseEstimator):
 
     def _tensor(self, X) -> Tensor:
         check_is_fitted(self, "model_")
-        return self._check_X(X).to(self.device)
+        # Where the model is (it may have been moved since fit), not where it was trained.
+        return self._check_X(X).to(module_device(self.model_, torch.device(self.device)))
 
     def explain(self, X) -> np.ndarray:
         """Importance map :math:`\\mathbb E[Z|x]`, shape (n_samples, n_features)."""

@@ -178,3 +178,12 @@ def test_fit_moves_the_model_to_the_device(s3, gpu):
     result = lexppl.fit(model, PathwiseBound(2), X, y, epochs=1, batch_size=32, device=DEVICE)
     assert on_device(model) and np.isfinite(result.losses).all()
     assert model.importance(x.to(DEVICE)).device == DEVICE
+
+
+def test_explainer_follows_its_model_when_moved_after_fit(s3):
+    X, y, x, _ = s3
+    explainer = LEXExplainer(k=3, num_masks=2, **TINY).fit(X.numpy(), y.numpy())
+    expected = explainer.explain(x.numpy())
+    with FakeCuda():
+        explainer.model_.to(DEVICE)  # inputs go where the model is, not where it was trained
+        np.testing.assert_allclose(explainer.explain(x.numpy()), expected, rtol=1e-6)
