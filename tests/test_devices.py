@@ -22,15 +22,6 @@ D = 11  # S3's features
 TINY = dict(epochs=1, batch_size=32, selector_hidden=(8,), predictor_hidden=(8,))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: extra intra-op threads only contend for the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def s3():
     train, test = load("s3", "train", n=64), load("s3", "test", n=16)
