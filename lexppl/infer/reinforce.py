@@ -29,9 +29,9 @@ class ReinforceBound(ImportanceWeightedBound):
 
     where :math:`b` is a baseline that does not depend on the masks: by default an exponential
     moving average of :math:`f` over past batches (decay ``baseline_decay``); on the first
-    batch, the mean of :math:`f` over the batch's *other* data. The surrogate's
-    value equals the bound. Works with any mask family that has an exact ``log_prob``
-    (IndependentBernoulli, KSubset) and any imputation.
+    batch, the mean of :math:`f` over the batch's *other* data. The surrogate's value equals
+    the bound. Works with any mask family that has an exact ``log_prob`` (IndependentBernoulli,
+    KSubset) and any imputation.
 
     **Learned baseline** (INVASE [2], Mnih & Gregor [3]): with ``baseline_net`` a network
     :math:`b_\psi: x \mapsto b_\psi(x)` (output ``(N,)`` or ``(N, 1)``) replaces the moving
@@ -62,8 +62,7 @@ class ReinforceBound(ImportanceWeightedBound):
     :math:`f` and :math:`b`, which a regression on :math:`x` alone cannot; the residual
     :math:`f - b_\psi` is further centred by its moving average (decay ``baseline_decay``; on
     the first batch, the other data's mean; not in INVASE's code, it only lowers the
-    variance). The labels are the model's
-    second positional argument or its ``y`` keyword.
+    variance). The labels are the model's second positional argument or its ``y`` keyword.
 
     :param int num_masks: :math:`L`.
     :param int num_imputations: :math:`K`.
