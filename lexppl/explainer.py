@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
@@ -780,6 +782,25 @@ class LEXExplainer(BaseEstimator):
             return self.classes_[self.predict_proba(X, num_samples).argmax(1)]
         x = self._tensor(X)
         return self.model_.predict(x, num_samples).cpu().numpy()
+
+    def score(self, X, y, num_samples: int = 100) -> float:
+        """Accuracy of :meth:`predict` on ``(X, y)`` (classification) or its R² (regression),
+        as scikit-learn's classifiers and regressors score: what ``GridSearchCV`` and
+        ``cross_val_score`` use unless given ``scoring=``."""
+        prediction = self.predict(X, num_samples)
+        if self.task == "classification":
+            return float(accuracy_score(np.asarray(y), prediction))
+        return float(r2_score(np.asarray(y, dtype=np.float64), prediction))
+
+    def __sklearn_tags__(self):
+        # A classifier or a regressor depending on ``task``: scikit-learn then stratifies
+        # cross-validation folds and picks the default scorer accordingly.
+        tags = super().__sklearn_tags__()
+        if self.task == "regression":
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        else:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        return tags
 
     def credible_interval(self, X, prob: float = 0.9, num_samples: int = 200):
         """Equal-tailed ``prob`` credible interval of each feature's selection probability

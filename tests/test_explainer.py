@@ -167,6 +167,21 @@ def test_bad_data_is_refused(cancer, tmp_path):
         LEXExplainer(**FAST, k=2, imputer="gaussian").fit(X, y, imputer_data=X[:, :5])
 
 
+def test_score_and_tags_follow_scikit_learn(cancer):
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = cancer
+    assert is_classifier(LEXExplainer(k=2)) and is_regressor(LEXExplainer(task="regression"))
+    search = GridSearchCV(LEXExplainer(**FAST), {"k": [2, 5]}, cv=2).fit(X, y)
+    explainer = search.best_estimator_
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()  # scored by .score
+    torch.manual_seed(0)
+    score = explainer.score(X, y)
+    torch.manual_seed(0)  # the same 100 masks: score is the accuracy of predict
+    assert score == float(np.mean(explainer.predict(X) == y))
+
+
 def test_unfitted_explainer_raises():
     from sklearn.exceptions import NotFittedError
 
