@@ -18,6 +18,7 @@ from lexppl.comparators.base import (
     check_int,
     resolve_targets,
 )
+from lexppl.imputers.base import NotFittedError
 from lexppl.nets import MLP, eval_mode, module_device
 from lexppl.numerics import flush_denormals
 
@@ -239,7 +240,7 @@ class FastSHAP(Comparator):
 
     def _explain(self, x) -> tuple[Tensor, Tensor]:
         if self.explainer is None:
-            raise ValueError("FastSHAP is not fitted: call fit(X) first.")
+            raise NotFittedError("FastSHAP is not fitted: call fit(X) first.")
         x = check_inputs(x, self.num_features, "FastSHAP").to(self.device)
         v_full, v_empty = self._ends(x)
         with torch.no_grad():

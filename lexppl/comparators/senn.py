@@ -19,6 +19,7 @@ from lexppl.comparators.base import (
     numpy_predictor,
     resolve_targets,
 )
+from lexppl.imputers.base import NotFittedError
 from lexppl.nets import MLP
 from lexppl.numerics import flush_denormals
 
@@ -162,7 +163,9 @@ class SENN(nn.Module, Comparator):
 
     def _check_fitted(self) -> None:
         if not bool(self.fitted_):
-            raise ValueError("SENN is not fitted: call fit(X, y) or fit(X, black_box=...) first.")
+            raise NotFittedError(
+                "SENN is not fitted: call fit(X, y) or fit(X, black_box=...) first."
+            )
 
     @torch.no_grad()
     def predict_proba(self, x: Tensor | np.ndarray) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import sklearn.exceptions
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor, nn
@@ -18,8 +19,10 @@ __all__ = ["ImputedDistribution", "Imputer", "NotFittedError"]
 _EMPTY = torch.Size()
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when an imputer that needs data is used before :meth:`Imputer.fit`."""
+class NotFittedError(sklearn.exceptions.NotFittedError):
+    """Raised when a lexppl object that needs data (an imputer, :class:`~lexppl.methods.EvalX`,
+    SENN, FastSHAP) is used before its ``fit``: scikit-learn's error (a ``ValueError`` and an
+    ``AttributeError``), so ``except NotFittedError`` catches either library's."""
 
 
 class ImputedDistribution(TorchDistribution):

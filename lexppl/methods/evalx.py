@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lexppl.imputers.base import Imputer
+from lexppl.imputers.base import Imputer, NotFittedError
 from lexppl.imputers.constant import ConstantImputer
 from lexppl.inputs import as_inputs, as_labels
 from lexppl.metrics.prediction import accuracy, auroc
@@ -343,7 +343,7 @@ class EvalX(nn.Module):
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:
         if not bool(self.fitted_):
-            raise RuntimeError("EvalX is not fitted: call EvalX.fit(X, y) with training data.")
+            raise NotFittedError("EvalX is not fitted: call EvalX.fit(X, y) with training data.")
         device = self._device()
         x, masks = (
             as_inputs(x),

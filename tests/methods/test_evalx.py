@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from lexppl.data import TrueResponse, load
@@ -45,7 +46,7 @@ def test_evalx_true_masks_beat_random_masks_of_the_same_size(s3_evalx):
 
 def test_evalx_is_frozen_and_refuses_unfitted():
     evalx = EvalX(MLP(3, 2, hidden=(4,)))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         evalx.predict_proba(torch.zeros(2, 3), torch.ones(2, 3))
     x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
     evalx.fit(x, y, epochs=1, batch_size=16)
@@ -174,7 +175,7 @@ def test_log_likelihood_rejects_bad_arguments(s3_evalx):
         evalx.log_likelihood(x, y[:9])
     with pytest.raises(ValueError, match="class indices"):
         evalx.log_likelihood(x, torch.full((10,), 2))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         EvalX(MLP(11, 2, hidden=(4,))).log_likelihood(x, y)
 
 
