@@ -4,6 +4,9 @@ KernelSHAP through the ``shap`` package.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -93,7 +96,10 @@ class KernelSHAP(Comparator):
         elif len(data) > num_background:
             rows = np.random.default_rng(seed).choice(len(data), num_background, replace=False)
             data = data[np.sort(rows)]
-        self._explainer = shap.KernelExplainer(self.predict, data)
+        # shap prints its own line to stdout before re-raising a failing model's error; the
+        # error (ours, naming the problem) is what the user should see.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._explainer = shap.KernelExplainer(self.predict, data)
 
     def attribute(self, x: Tensor, target: TargetType = None) -> Tensor:
         """SHAP values ``(N, D)`` of inputs ``x`` ``(N, D)`` for class ``target`` (int,

@@ -55,7 +55,7 @@ def test_seeded_sampling_is_reproducible():
     torch.testing.assert_close(first, second)
 
 
-def test_bad_input_is_rejected():
+def test_bad_input_is_rejected(capsys):
     x = torch.randn(20, 4)
     shap = KernelSHAP(TwoFeatures(), x, num_background=5)
     with pytest.raises(ValueError, match="has 3 features, but the explainer was built for 4"):
@@ -68,3 +68,4 @@ def test_bad_input_is_rejected():
         KernelSHAP(TwoFeatures(), torch.full((3, 4), float("nan")))
     with pytest.raises(ValueError, match=r"shape \(n_samples, n_classes\)"):
         KernelSHAP(lambda a: a.sum(1), x)
+    assert capsys.readouterr().out == ""  # our error only, not shap's line on stdout too
