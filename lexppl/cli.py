@@ -439,27 +439,40 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    datasets = ", ".join(sorted(lexdata.DATASETS))
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """-v / -q / --threads, accepted before the command and after it. After it they are
+    ``SUPPRESS``ed when not given, so that they do not overwrite what came before it."""
     common = argparse.ArgumentParser(add_help=False)
+    flag = dict(default=argparse.SUPPRESS) if suppress else dict(default=False)
     verbosity = common.add_mutually_exclusive_group()
     verbosity.add_argument(
-        "-v", "--verbose", action="store_true", help="show progress bars during training"
+        "-v", "--verbose", action="store_true", help="show progress bars during training", **flag
     )
     verbosity.add_argument(
-        "-q", "--quiet", action="store_true", help="only print results and errors (no INFO log)"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only print results and errors (no INFO log)",
+        **flag,
     )
     common.add_argument(
         "--threads",
         type=_positive_int,
+        default=argparse.SUPPRESS if suppress else None,
         help="torch CPU threads (default: torch's choice; 1 for demo, whose small batches "
         "run fastest on one thread)",
     )
+    return common
 
+
+def _build_parser() -> argparse.ArgumentParser:
+    datasets = ", ".join(sorted(lexdata.DATASETS))
+    common = _common_options(suppress=True)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="LEX (Latent Variable as Explanation) as a Pyro model: train, apply and "
         "evaluate self-explaining predictors.",
+        parents=[_common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -184,6 +184,17 @@ def test_explain_csv_with_header(checkpoint, tmp_path):
     assert main(args) == 2  # the header is not numeric
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_and_threads_go_before_or_after_the_command(checkpoint, capsys, where):
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--dataset", "s3", "--n", "40"]
+    options = ["-q", "--threads", "1"]
+    argv = options + command if where == "before" else command + options
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # no INFO log
+    assert main(command) == 0
+    assert "evaluating" in capsys.readouterr().err  # the INFO log without -q
+
+
 def test_evaluate_prints_table(checkpoint, capsys):
     code = main(
         [
