@@ -187,15 +187,18 @@ def _check_option_types(explainer: LEXExplainer) -> None:
             bound = f">= {low:g}" if low is not None else "> 0"
             raise ValueError(f"{name} must be a number {bound}; got {value!r}.")
     for name, low in (*_COUNT_OPTIONS.items(), ("seed", 0)):
-        value = getattr(explainer, name)
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        value = getattr(explainer, name)  # a Python int, as lexppl.fit and the bounds take
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
     for name in _FLAG_OPTIONS:
         if not isinstance(getattr(explainer, name), (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False; got {getattr(explainer, name)!r}.")
     for name in ("selector_hidden", "predictor_hidden"):
         value = getattr(explainer, name)
-        sizes = list(value) if isinstance(value, (tuple, list)) else None
+        sequence = isinstance(value, (tuple, list)) or (
+            isinstance(value, np.ndarray) and value.ndim == 1
+        )
+        sizes = list(value) if sequence else None
         if sizes is None or not all(
             isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in sizes
         ):

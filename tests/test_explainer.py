@@ -118,6 +118,7 @@ def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
         (dict(lr=0.0), "lr must be a number > 0"),
         (dict(l1=-0.1), "l1 must be a number >= 0"),
         (dict(epochs=2.5), "epochs must be an int >= 1"),
+        (dict(num_masks=np.int64(2)), "num_masks must be an int >= 1"),
         (dict(seed=-1), "seed must be an int >= 0"),
         (dict(selector_hidden=(16, 0)), "selector_hidden must be a sequence"),
         (dict(predictor_hidden=16), "predictor_hidden must be a sequence"),
@@ -165,6 +166,14 @@ def test_bad_data_is_refused(cancer, tmp_path):
         LEXExplainer.load(tmp_path / "run.pt")
     with pytest.raises(ValueError, match="imputer_data has 5 features"):
         LEXExplainer(**FAST, k=2, imputer="gaussian").fit(X, y, imputer_data=X[:, :5])
+
+
+def test_option_values_from_numpy_are_accepted(cancer):
+    # As a parameter grid gives them (np.arange, np.linspace, np.array of sizes).
+    X, y = cancer
+    options = dict(FAST, k=np.int64(2), lr=np.float64(1e-3))
+    options.update(selector_hidden=np.array([16]), bayesian=np.bool_(False))
+    assert LEXExplainer(**options).fit(X, y).explain(X[:3]).shape == (3, X.shape[1])
 
 
 def test_score_and_tags_follow_scikit_learn(cancer):
