@@ -52,7 +52,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if not callable(map_location) and not isinstance(map_location, dict):
+    if (
+        map_location is not None
+        and not callable(map_location)
+        and not isinstance(map_location, dict)
+    ):
         map_location = check_device(map_location)  # a bad device is not a corrupt file
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)

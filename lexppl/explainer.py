@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 import os
 import warnings
@@ -169,9 +170,9 @@ def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
     return probs
 
 
-#: Numeric options and their lower bound (``lr`` and the scales must be > 0).
-_NUMBER_OPTIONS = dict(coherence=0.0, l1=0.0, weight_decay=0.0)
-_POSITIVE_OPTIONS = ("lr", "prior_scale", "temperature")
+#: Numeric options (>= 0; the parts that need a positive value check it where it is used),
+#: counts with their lower bound, and flags (True / False, or 0 / 1; ``verbose`` any int >= 0).
+_NUMBER_OPTIONS = ("coherence", "l1", "weight_decay", "lr", "prior_scale", "temperature")
 _COUNT_OPTIONS = dict(num_masks=1, num_imputations=1, epochs=1, batch_size=1, pretrain_epochs=0)
 _FLAG_OPTIONS = ("fix_predictor", "mask_as_input", "bayesian", "distributed", "verbose")
 
@@ -179,23 +180,26 @@ _FLAG_OPTIONS = ("fix_predictor", "mask_as_input", "bayesian", "distributed", "v
 def _check_option_types(explainer: LEXExplainer) -> None:
     """Each numeric, count, flag and layer-size option of the right type and range, so that a
     wrong value (e.g. from a TOML config) is named rather than failing deep in training."""
-    for name in (*_NUMBER_OPTIONS, *_POSITIVE_OPTIONS):
+    for name in _NUMBER_OPTIONS:
         value = getattr(explainer, name)
-        low = _NUMBER_OPTIONS.get(name)
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok or not (value >= low if low is not None else value > 0):
-            bound = f">= {low:g}" if low is not None else "> 0"
-            raise ValueError(f"{name} must be a number {bound}; got {value!r}.")
+        if not ok or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a number >= 0; got {value!r}.")
     for name, low in (*_COUNT_OPTIONS.items(), ("seed", 0)):
         value = getattr(explainer, name)  # a Python int, as lexppl.fit and the bounds take
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
     for name in _FLAG_OPTIONS:
-        if not isinstance(getattr(explainer, name), (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False; got {getattr(explainer, name)!r}.")
+        value = getattr(explainer, name)
+        flag = isinstance(value, (bool, np.bool_)) or (
+            isinstance(value, numbers.Integral)
+            and (value >= 0 if name == "verbose" else value in (0, 1))
+        )
+        if not flag:
+            raise ValueError(f"{name} must be True or False; got {value!r}.")
     for name in ("selector_hidden", "predictor_hidden"):
         value = getattr(explainer, name)
-        sequence = isinstance(value, (tuple, list)) or (
+        sequence = isinstance(value, (tuple, list, range)) or (
             isinstance(value, np.ndarray) and value.ndim == 1
         )
         sizes = list(value) if sequence else None
@@ -904,7 +908,7 @@ class LEXExplainer(BaseEstimator):
             if explainer.bayesian:  # the guide's parameters exist once it has run
                 explainer.model_.init_guide(torch.zeros(1, explainer.n_features_in_))
             explainer.model_.load_state_dict(state["model"])
-        except (KeyError, TypeError, RuntimeError) as error:
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None
         explainer.model_.to(device).eval()
         return explainer

@@ -11,12 +11,12 @@ from torch import Tensor
 __all__ = ["as_inputs", "as_labels"]
 
 
-def as_inputs(x: Any, name: str = "x") -> Tensor:
+def as_inputs(x: Any, name: str = "x", finite: bool = True) -> Tensor:
     """Model inputs as a tensor: arrays as float32 (a copy, so read-only arrays are fine),
     as :class:`~lexppl.LEXExplainer` takes them; tensors keep their device and floating dtype.
 
-    :raises ValueError: for non-numeric data, or NaN or infinite values (a model's outputs on
-        them would be meaningless)."""
+    :raises ValueError: for non-numeric data, or, if ``finite``, NaN or infinite values (a
+        model's outputs on them would be meaningless)."""
     if not isinstance(x, Tensor):
         try:
             x = torch.tensor(np.asarray(x, dtype=np.float32))
@@ -24,7 +24,7 @@ def as_inputs(x: Any, name: str = "x") -> Tensor:
             raise ValueError(f"{name} must be a numeric array; got {type(x).__name__}") from error
     if not x.is_floating_point():
         x = x.float()
-    if not bool(torch.isfinite(x).all()):
+    if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 

@@ -308,7 +308,7 @@ def test_error_unknown_config_key(tmp_path, capsys):
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ('lr = "fast"', "lr must be a number > 0; got 'fast'"),
+        ('lr = "fast"', "lr must be a number >= 0; got 'fast'"),
         ("selector_hidden = 5", "selector_hidden must be a sequence of layer sizes >= 1"),
         ("selector_hidden = [0]", "selector_hidden must be a sequence of layer sizes >= 1"),
         ("epochs = 2.5", "epochs must be an int >= 1"),

@@ -114,8 +114,9 @@ def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
         (dict(k=2, task="ranking"), "Unknown task"),
         (dict(k=2, estimator="concrete", imputer="gaussian"), r"single \(constant\) imputation"),
         (dict(k=2, estimator="vimco", num_masks=1), "num_masks >= 2"),
-        (dict(lr="fast"), "lr must be a number > 0"),
-        (dict(lr=0.0), "lr must be a number > 0"),
+        (dict(lr="fast"), "lr must be a number >= 0"),
+        (dict(lr=-1e-3), "lr must be a number >= 0"),
+        (dict(temperature=float("nan")), "temperature must be a number >= 0"),
         (dict(l1=-0.1), "l1 must be a number >= 0"),
         (dict(epochs=2.5), "epochs must be an int >= 1"),
         (dict(num_masks=np.int64(2)), "num_masks must be an int >= 1"),
@@ -173,6 +174,9 @@ def test_option_values_from_numpy_are_accepted(cancer):
     X, y = cancer
     options = dict(FAST, k=np.int64(2), lr=np.float64(1e-3))
     options.update(selector_hidden=np.array([16]), bayesian=np.bool_(False))
+    assert LEXExplainer(**options).fit(X, y).explain(X[:3]).shape == (3, X.shape[1])
+    # scikit-learn's conventions for flags and sizes: verbose=0/1, ranges.
+    options = dict(FAST, k=2, verbose=0, mask_as_input=0, predictor_hidden=range(8, 9))
     assert LEXExplainer(**options).fit(X, y).explain(X[:3]).shape == (3, X.shape[1])
 
 

@@ -60,7 +60,8 @@ class KernelSHAP(Comparator):
         zero the attributions of all but 10 features.
     :param int seed: seeds ``shap``'s coalition sampling and the ``"sample"`` summary (numpy's
         global state is restored afterwards).
-    :param device: where a torch black box runs.
+    :param device: where a torch black box without weights runs (one with weights runs
+        where they are).
 
     Example::
 

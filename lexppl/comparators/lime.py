@@ -49,7 +49,8 @@ class LIME(Comparator):
     :param bool discretize_continuous: quartile interpretable features (``lime``'s default);
         False regresses on standardised features instead.
     :param int seed: seeds LIME's sampling.
-    :param device: where a torch black box runs.
+    :param device: where a torch black box without weights runs (one with weights runs
+        where they are).
 
     Example::
 

@@ -161,6 +161,11 @@ class SENN(nn.Module, Comparator):
         self.fitted_.fill_(True)
         return self
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Weights saved before the flag existed are a trained SENN's.
+        state_dict.setdefault(f"{prefix}fitted_", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _check_fitted(self) -> None:
         if not bool(self.fitted_):
             raise NotFittedError(

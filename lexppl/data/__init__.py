@@ -7,6 +7,7 @@ The available names are the keys of :data:`DATASETS`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from numbers import Integral
 
@@ -54,16 +55,15 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 #: Default number of instances per split for the synthetic datasets.
 _SYNTHETIC_SIZE = 10000
 
-#: Loader signature shared by all registry entries: ``(split, root, seed, n, download)``.
-Loader = Callable[[str, str | None, int, int | None, bool], MaskedDataset]
+#: Loader signature shared by all registry entries: ``(split, root, seed, n)``; a loader of files
+#: that torchvision can fetch also takes a ``download`` keyword.
+Loader = Callable[[str, str | None, int, int | None], MaskedDataset]
 
 
 def _synthetic(make: Callable[..., MaskedDataset]) -> Loader:
     """Wrap a synthetic generator as a registry loader; ``root`` is ignored."""
 
-    def loader(
-        split: str, root: str | None, seed: int, n: int | None, download: bool
-    ) -> MaskedDataset:
+    def loader(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
         generator = torch.Generator().manual_seed(3 * int(seed) + SPLITS[split])
         return make(_SYNTHETIC_SIZE if n is None else int(n), generator)
 
@@ -71,29 +71,27 @@ def _synthetic(make: Callable[..., MaskedDataset]) -> Loader:
     return loader
 
 
-def _panels_digits(
-    split: str, root: str | None, seed: int, n: int | None, download: bool
-) -> MaskedDataset:
+def _panels_digits(split: str, root: str | None, seed: int, n: int | None) -> MaskedDataset:
     """Switching Panels from scikit-learn's digits and photographs; ``root`` is ignored."""
     return make_panels_digits(split, seed, n)
 
 
 def _panels_mnist(
-    split: str, root: str | None, seed: int, n: int | None, download: bool
+    split: str, root: str | None, seed: int, n: int | None, *, download: bool = False
 ) -> MaskedDataset:
     """SP-MNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
     return load_switching_panels(split, root, seed, n, download=download, target="mnist")
 
 
 def _panels_fashion(
-    split: str, root: str | None, seed: int, n: int | None, download: bool
+    split: str, root: str | None, seed: int, n: int | None, *, download: bool = False
 ) -> MaskedDataset:
     """SP-FashionMNIST from torchvision's MNIST and FashionMNIST files under ``root``."""
     return load_switching_panels(split, root, seed, n, download=download, target="fashion")
 
 
 def _celeba_smile(
-    split: str, root: str | None, seed: int, n: int | None, download: bool
+    split: str, root: str | None, seed: int, n: int | None, *, download: bool = False
 ) -> MaskedDataset:
     """CelebA Smile from torchvision's CelebA layout under ``root``."""
     return load_celeba_smile(split, root, seed, n, download=download)
@@ -172,4 +170,8 @@ def load(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, Integral) or n <= 0):
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
-    return DATASETS[name](split, root, seed, n, bool(download))
+    if not download:
+        return DATASETS[name](split, root, seed, n)
+    if "download" not in inspect.signature(DATASETS[name]).parameters:
+        raise ValueError(f"dataset {name!r} has no files to download (download=True)")
+    return DATASETS[name](split, root, seed, n, download=True)

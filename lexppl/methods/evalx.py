@@ -281,7 +281,9 @@ class EvalX(nn.Module):
         :returns: ``{"eacc": float, "eauroc": float}``.
         """
         probs = self.predict_proba(x, masks, **kwargs).cpu()
-        y = as_labels(y, probs.shape[-2]).cpu()
+        y = torch.tensor(np.asarray(y)) if not isinstance(y, Tensor) else y.cpu()
+        if y.dim() == 1:  # class indices; (N, C) soft targets go to the metrics as they are
+            y = as_labels(y, probs.shape[-2])
         return {"eacc": accuracy(probs, y), "eauroc": auroc(probs, y)}
 
     @torch.no_grad()
@@ -347,7 +349,7 @@ class EvalX(nn.Module):
         device = self._device()
         x, masks = (
             as_inputs(x),
-            torch.as_tensor(np.asarray(masks) if not isinstance(masks, Tensor) else masks),
+            torch.tensor(np.asarray(masks)) if not isinstance(masks, Tensor) else masks,
         )
         if x.dim() < 2:
             raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}.")

@@ -92,9 +92,10 @@ def mask_inputs(x: Tensor, masks: Tensor, fill: float = 0.0, complement: bool = 
     :param float fill: the value of the removed features (0 in L2X / AIL / REAL-X).
     :param bool complement: keep the *unselected* features instead (``s → 1 − s``), the input
         of FU-M / FU-A.
-    :returns: ``(N, ...)`` or ``(S, N, ...)``, on ``x``'s device and dtype.
+    :returns: ``(N, ...)`` or ``(S, N, ...)``, on ``x``'s device and dtype (float32 for an
+        array, as the explainers take them).
     """
-    x = as_inputs(x)
+    x = as_inputs(x, finite=False)  # arithmetic only: non-finite values pass through
     masks = torch.as_tensor(masks, device=x.device)
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}")
@@ -224,7 +225,8 @@ def black_box_fidelity(
 
     Evaluates ``black_box`` on ``x``, on ``x ⊙ s + (1 − s)·fill`` and on
     ``x ⊙ (1 − s) + s·fill`` (vectorised over the ``S`` mask samples, in chunks of
-    ``batch_size`` rows) and applies :func:`posthoc_accuracy` and :func:`fu_m`.
+    ``batch_size`` rows) and computes :func:`posthoc_accuracy`'s and :func:`fu_m`'s agreement
+    from its decisions (the argmax of probabilities or logits, or labels given as such).
 
     :param black_box: maps inputs ``(M, ...)`` to probabilities or logits ``(M, C)``, or to
         class labels ``(M,)``: a torch module, or e.g. ``clf.predict_proba`` (it receives
@@ -239,11 +241,11 @@ def black_box_fidelity(
     unselected = _predict(
         black_box, mask_inputs(x, masks, fill, complement=True), event_ndim, batch_size
     )
-    # Decisions (N,) and (N,) or (S, N): the mean agreement over all S·N pairs is the mean
-    # over the S samples of posthoc_accuracy's and fu_m's per-sample agreement.
+    # Decisions (N,) and (N,) or (S, N): per-sample agreement, then its mean over the S
+    # samples, the order (and rounding) of posthoc_accuracy and fu_m.
     return {
-        "fs_m": float((selected == full).to(torch.float64).mean()),
-        "fu_m": float((unselected == full).to(torch.float64).mean()),
+        "fs_m": float((selected == full).to(torch.float64).mean(-1).mean()),
+        "fu_m": float((unselected == full).to(torch.float64).mean(-1).mean()),
     }
 
 
@@ -429,7 +431,8 @@ def uniform_perturbations(x: Tensor, radius: float, num_draws: int, seed: int = 
     """
     The noise of :func:`max_sensitivity`: ``δ ~ U(−radius, radius)`` i.i.d. per coordinate,
     shape ``(num_draws, *x.shape)``, drawn on the CPU from ``torch.Generator().manual_seed(seed)``
-    (so results do not depend on the device) and returned on ``x``'s device and dtype.
+    (so results do not depend on the device) and returned on ``x``'s device and dtype (float32
+    for an array).
     """
     x = as_inputs(x)
     if not isinstance(num_draws, int) or num_draws < 1:

@@ -87,3 +87,7 @@ def test_bad_input_is_rejected():
     restored = SENN(6, 2, hidden=(8,))
     restored.load_state_dict(fitted.state_dict())  # a saved SENN loads as fitted
     torch.testing.assert_close(restored.attribute(x), fitted.attribute(x))
+    older = {k: v for k, v in fitted.state_dict().items() if k != "fitted_"}  # before the flag
+    restored = SENN(6, 2, hidden=(8,))
+    restored.load_state_dict(older)
+    torch.testing.assert_close(restored.attribute(x), fitted.attribute(x))

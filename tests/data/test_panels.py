@@ -208,6 +208,14 @@ def test_load_passes_download_to_torchvision(tmp_path, monkeypatch):
     data = load("panels-mnist", "test", root=str(tmp_path), download=True, n=5)
     assert calls and all(download for _, download in calls)
     assert data.x.shape[0] == 5
+    with pytest.raises(ValueError, match="no files to download"):
+        load("s3", download=True)
+    # A loader of the registry's documented signature, without download, still works.
+    DATASETS["four-args"] = lambda split, root, seed, n: load("s3", split, root, seed, n)
+    try:
+        assert len(load("four-args", n=7)) == 7
+    finally:
+        del DATASETS["four-args"]
 
 
 def test_sp_real_data_smoke(tmp_path):

@@ -187,6 +187,8 @@ def test_evalx_takes_arrays_as_the_explainers_do_and_names_bad_input(s3_evalx):
     frame = pandas.DataFrame(x.double().numpy())  # float64, as pandas and numpy make them
     assert evalx.score(frame, pandas.Series(y.numpy()), masks.numpy()) == expected
     assert evalx.log_likelihood(x.double().numpy(), y.numpy()) == evalx.log_likelihood(x, y)
+    soft = torch.nn.functional.one_hot(y, 2).float()  # (N, C) targets, as the metrics take
+    assert evalx.score(x, soft, masks)["eacc"] == expected["eacc"]
     nan = x.clone()
     nan[0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN"):
