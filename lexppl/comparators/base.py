@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lexppl.distributions.relaxed import hard_topk
+from lexppl.inputs import as_inputs
 from lexppl.nets import eval_mode, module_device
 
 __all__ = ["Comparator", "top_k_selection"]
@@ -77,14 +78,7 @@ def top_k_selection(scores: Tensor | np.ndarray, k: int, absolute: bool = True) 
 
 def check_inputs(x: Tensor | np.ndarray, num_features: int | None, who: str) -> Tensor:
     """``x`` as a float32 tensor ``(N, D)``, or a ValueError naming what is wrong with it."""
-    if not isinstance(x, Tensor):
-        try:
-            x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{who}: x must be a numeric array; got {type(x).__name__}."
-            ) from error
-    x = x.detach().float()
+    x = as_inputs(x, f"{who}: x", finite=False).detach().float()  # checked below, after shape
     if x.dim() != 2:
         raise ValueError(f"{who}: x must have shape (N, D); got {tuple(x.shape)}.")
     if x.shape[0] == 0:

@@ -4,11 +4,11 @@ Gradient attributions through Captum: gradient × input and saliency.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lexppl.comparators.base import Comparator, TargetType, optional_import, resolve_targets
+from lexppl.inputs import as_inputs
 from lexppl.nets import module_device
 
 __all__ = ["InputXGradient", "Saliency"]
@@ -34,11 +34,7 @@ class _Gradient(Comparator):
         """Attributions of inputs ``x`` ``(N, ...)`` for class ``target`` (int, ``(N,)``
         tensor, or None for the class of largest model output), same shape as ``x``."""
         name = type(self).__name__
-        if not isinstance(x, Tensor):
-            try:
-                x = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: read-only arrays too
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{name}: x must be a numeric array; got {type(x)}.") from error
+        x = as_inputs(x, f"{name}: x", finite=False)  # checked below, after shape
         if x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"{name}: x must have shape (N, ...) with N >= 1; got {x.shape}.")
         x = x.detach().float().to(self.device)
