@@ -43,6 +43,7 @@ from lexppl.infer import (
     RelaxBound,
     VimcoBound,
 )
+from lexppl.inputs import as_inputs
 from lexppl.methods import ail, basex, invase, l2x, rationale, realx
 from lexppl.methods.presets import Method
 from lexppl.models import (
@@ -528,13 +529,7 @@ class LEXExplainer(BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_X(self, X, fitting: bool = False, name: str = "X") -> Tensor:
-        # torch.tensor copies: read-only arrays (e.g. from pandas) give writable tensors.
-        X = (
-            torch.tensor(np.asarray(X, dtype=np.float32))
-            if not isinstance(X, Tensor)
-            else X.float()
-        )
-        X = torch.as_tensor(X)
+        X = as_inputs(X, name, finite=False).float()  # non-finite values: checked below
         if X.dim() != 2:
             raise ValueError(
                 f"{name} must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}."
