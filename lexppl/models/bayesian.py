@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from lexppl.imputers.base import Imputer
+from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX, _check_num_samples
 from lexppl.nets.mode import eval_mode
 
@@ -64,6 +65,10 @@ def _no_guide(*args, **kwargs) -> None:
     return None
 
 
+# Rows (draws x inputs) per batched selector call when drawing posterior explanations.
+_DRAW_ROWS = 2**14
+
+
 class BayesianLEX(LEX):
     r"""
     LEX with a Bayesian selector: the selector's weights :math:`\gamma` are global latent
@@ -101,7 +106,8 @@ class BayesianLEX(LEX):
 
     The posterior over explanations is the law of :math:`\mathbb E[Z \mid x, \gamma]` under
     :math:`\gamma \sim q_\phi`: :meth:`posterior_importance` returns draws of it, shape
-    ``(S, N, D)``; :meth:`importance` its mean and :meth:`credible_interval` its quantiles.
+    ``(S, N, D)``, from one batched selector call over the draws (:func:`torch.func.vmap`);
+    :meth:`importance` its mean and :meth:`credible_interval` its quantiles.
     :func:`lexppl.inference_data.to_inference_data` exports it to ArviZ.
 
     .. note:: **Pyro's parameter store.** An autoguide is a :class:`~pyro.nn.PyroModule`: in
@@ -131,6 +137,8 @@ class BayesianLEX(LEX):
     :param callable regularizer: optional ``mask distribution -> penalty per datum``.
     :param str name: site-name prefix (see :class:`~lexppl.models.LEX`).
     :param bool mask_as_input: see :class:`~lexppl.models.LEX`.
+    :param groups: feature groups (e.g. image patches) the mask selects, see
+        :class:`~lexppl.models.LEX`; the selector's logits are then ``(N, G)``.
     :param float prior_scale: :math:`s > 0`, standard deviation of the weights' prior.
     :param callable autoguide: ``autoguide(model, init_loc_fn=..., init_scale=...)`` returning
         an :class:`~pyro.infer.autoguide.AutoGuide`: :class:`~pyro.infer.autoguide.AutoNormal`
@@ -158,6 +166,7 @@ class BayesianLEX(LEX):
         regularizer: Callable[[Distribution], Tensor] | None = None,
         name: str = "",
         mask_as_input: bool = False,
+        groups: FeatureGroups | None = None,
         *,
         prior_scale: float = 1.0,
         autoguide: Callable[..., AutoGuide] = AutoNormal,
@@ -187,6 +196,7 @@ class BayesianLEX(LEX):
             regularizer=regularizer,
             name=name,
             mask_as_input=mask_as_input,
+            groups=groups,
         )
         # Weight sites are named "<name>.selector.<path>". The selector gets its own PyroModule
         # context (shared by its layers): entered in `model`, it caches the weights drawn once
@@ -289,6 +299,45 @@ class BayesianLEX(LEX):
         trace = poutine.trace(self.autoguide).get_trace()
         return {name: trace.nodes[name]["value"] for name in self.weight_sites}
 
+    @torch.no_grad()
+    def _sample_weights(self, num_samples: int) -> dict[str, Tensor]:
+        # S draws from one call of the guide, as Predictive(parallel=True) does: the weight
+        # sites lie outside every plate, so a vectorised plate puts S in front of each shape.
+        self._check_guide()
+        with pyro.plate("_weight_draws", num_samples, dim=-1):
+            trace = poutine.trace(self.autoguide).get_trace()
+        return {name: trace.nodes[name]["value"] for name in self.weight_sites}
+
+    def _posterior_mask_distributions(self, x: Tensor, num_samples: int) -> list[Distribution]:
+        # p(z | x, gamma_s) for S draws gamma_s ~ q, in chunks of batch (S_c, N) with about
+        # _DRAW_ROWS rows each: the selector runs on a chunk's draws in one call through
+        # torch.func.vmap (any module). One call over every draw would hold S x N hidden
+        # activations at once, and measured slower than a loop beyond ~10^5 rows
+        # (benchmarks/bayesian_draws.py).
+        weights = self._sample_weights(num_samples)
+
+        def selector_output(draw: dict[str, Tensor]) -> Tensor:
+            with self.selector._pyro_context, poutine.condition(data=draw):
+                return self.selector(x)
+
+        if self.groups is not None:
+            self.groups.check_input(x)
+        chunk = max(1, _DRAW_ROWS // max(1, x.shape[0]))
+        if chunk == 1:  # large inputs: one plain call per draw (vmap over 1 draw is slower)
+            batched = lambda draws: selector_output(  # noqa: E731
+                {name: value[0] for name, value in draws.items()}
+            ).unsqueeze(0)
+        else:
+            batched = torch.func.vmap(selector_output, randomness="different")
+        return [
+            self._check_group_masks(
+                self.mask_family(
+                    batched({name: value[begin : begin + chunk] for name, value in weights.items()})
+                )
+            )
+            for begin in range(0, num_samples, chunk)
+        ]
+
     def prior_log_prob(self, weights: dict[str, Tensor]) -> Tensor:
         r""":math:`\log p(\gamma)` of a dict of weights (a scalar)."""
         with self.selector._pyro_context:
@@ -377,12 +426,7 @@ class BayesianLEX(LEX):
             :math:`\gamma`: Bernoulli probabilities, k-subset marginals).
         """
         _check_num_samples(num_samples)
-        return torch.stack(
-            [
-                self._mask_distribution_given(x, self.sample_weights()).mean
-                for _ in range(num_samples)
-            ]
-        )
+        return torch.cat([p.mean for p in self._posterior_mask_distributions(x, num_samples)])
 
     @torch.no_grad()
     def importance(self, x: Tensor, num_samples: int = 100) -> Tensor:
@@ -406,12 +450,7 @@ class BayesianLEX(LEX):
         and one mask :math:`z_s \\sim p_{\\gamma_s}(z|x)` per sample, shape
         ``(num_samples, N, D)``."""
         _check_num_samples(num_samples)
-        return torch.stack(
-            [
-                self._mask_distribution_given(x, self.sample_weights()).sample()
-                for _ in range(num_samples)
-            ]
-        )
+        return torch.cat([p.sample() for p in self._posterior_mask_distributions(x, num_samples)])
 
     @torch.no_grad()
     def predict(
@@ -426,9 +465,12 @@ class BayesianLEX(LEX):
         <lexppl.models.LEX.predict>` averaged over ``num_weight_samples`` weight draws
         (``num_samples`` masks each). Same output shapes as ``LEX.predict``."""
         _check_num_samples(num_weight_samples)
+        draws = self._sample_weights(num_weight_samples)
         total = None
-        for _ in range(num_weight_samples):
-            weights = self.sample_weights()
+        # One LEX.predict per weight draw: it already holds num_samples x num_imputations
+        # particles of every input, and S times as many at once would multiply the memory.
+        for s in range(num_weight_samples):
+            weights = {name: value[s] for name, value in draws.items()}
             with self.selector._pyro_context, poutine.condition(data=weights):
                 value = super().predict(x, num_samples, num_imputations)
             total = value if total is None else total + value

@@ -138,13 +138,16 @@ class LEX(PyroModule):
         if self.groups is None:
             return self.mask_family(self.selector(x))
         self.groups.check_input(x)
-        prior = self.mask_family(self.selector(x))
-        if self.groups.input_shape is not None and prior.event_shape != (self.groups.num_groups,):
-            raise ValueError(
-                f"With groups={self.groups!r} the mask distribution must have event shape "
-                f"({self.groups.num_groups},), one entry per group; the selector's output gave "
-                f"{tuple(prior.event_shape)}."
-            )
+        return self._check_group_masks(self.mask_family(self.selector(x)))
+
+    def _check_group_masks(self, prior: Distribution) -> Distribution:
+        if self.groups is not None and self.groups.input_shape is not None:
+            if prior.event_shape != (self.groups.num_groups,):
+                raise ValueError(
+                    f"With groups={self.groups!r} the mask distribution must have event shape "
+                    f"({self.groups.num_groups},), one entry per group; the selector's output "
+                    f"gave {tuple(prior.event_shape)}."
+                )
         return prior
 
     def _feature_mask(self, z: Tensor) -> Tensor:

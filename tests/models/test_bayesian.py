@@ -19,6 +19,8 @@ from lexppl.infer import EnumerateBound, PathwiseBound
 from lexppl.models import (
     BayesianLEX,
     CategoricalLikelihood,
+    PatchGrid,
+    bayesian,
     credible_interval,
     fit_bayesian,
 )
@@ -166,6 +168,53 @@ def test_explanation_helpers_shapes_and_errors():
         make_model(prior_scale=0.0)
     with pytest.raises(ValueError, match="freeze"):
         fit_bayesian(model, EnumerateBound(), x, torch.zeros(N).long(), freeze=("selector",))
+
+
+@pytest.mark.parametrize("draws_per_call", [1, 2])
+@pytest.mark.parametrize("kind", ["mlp", "patches"])
+def test_posterior_draws_are_batched_and_equal_one_draw_at_a_time(
+    kind, draws_per_call, monkeypatch
+):
+    # posterior_importance and explain run the S weight draws in batched selector calls (here
+    # 7 plain calls, or 4 vmapped calls of 2, 2, 2 and 1 draws); each draw must give what the
+    # model gives with that draw's weights alone.
+    monkeypatch.setattr(bayesian, "_DRAW_ROWS", draws_per_call * N)
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model, x = make_model(), torch.randn(N, D)
+    else:  # a conv selector over 2 x 2 patches of 4 x 4 images, a low-rank guide
+        groups = PatchGrid((1, 4, 4), (2, 2))
+        selector = nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 4)
+        )
+        model = BayesianLEX(
+            selector,
+            nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
+            ConstantImputer(0.0),
+            IndependentBernoulli,
+            CategoricalLikelihood(),
+            groups=groups,
+            autoguide=AutoLowRankMultivariateNormal,
+        )
+        x = torch.randn(N, 1, 4, 4)
+    model.init_guide(x)
+    pyro.set_rng_seed(1)
+    draws = model._sample_weights(7)
+    pyro.set_rng_seed(1)
+    batched = model.posterior_importance(x, num_samples=7)
+    one_at_a_time = torch.stack(
+        [
+            model._mask_distribution_given(
+                x, {name: value[s] for name, value in draws.items()}
+            ).mean
+            for s in range(7)
+        ]
+    )
+    assert batched.shape == one_at_a_time.shape == (7, N, model.mask_distribution(x).event_shape[0])
+    assert torch.allclose(batched, one_at_a_time, atol=1e-6)
+    assert batched.std(0).max() > 0  # the draws differ
+    masks = model.explain(x, num_samples=7)
+    assert masks.shape == batched.shape and set(masks.unique().tolist()) <= {0.0, 1.0}
 
 
 def test_credible_interval_is_the_equal_tailed_quantile_pair():
