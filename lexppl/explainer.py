@@ -716,14 +716,17 @@ class LEXExplainer(BaseEstimator):
         # predictor has learnt anything worth selecting for: LEX with Gaussian imputation on S1
         # at REAL-X's λ = 0.05 (lr 1e-3) keeps nothing for any row within 5 epochs, unless its
         # predictor is pre-trained (benchmarks/results/lexmi_s1_bernoulli_pretrained.md).
+        mask = self.mask if self.method == "lex" else _PRESET_OPTIONS[self.method]["mask"]
+        if mask == "subset":
+            return
         empty, probability = 0, 0.0
         with torch.no_grad():
             for batch in X.split(self.batch_size):  # batches, not rows
-                mask = self.model_.mask_distribution(batch.to(self.device))
-                if isinstance(mask, KSubset):
-                    return
-                empty += int((mask.mode.flatten(1).sum(1) == 0).sum())
-                probability += float(mask.mean.flatten(1).mean(1).sum())
+                # Bernoulli masks: select() keeps the features with probability > 1/2 (under
+                # the posterior too, with bayesian=True)
+                probs = self.model_.importance(batch.to(self.device)).flatten(1)
+                empty += int(((probs > 0.5).sum(1) == 0).sum())
+                probability += float(probs.mean(1).sum())
         if empty <= X.shape[0] / 2:
             return
         advice = (
@@ -765,11 +768,10 @@ class LEXExplainer(BaseEstimator):
 
     def select(self, X) -> np.ndarray:
         """The most probable selection of each row as 0/1, shape (n_samples, n_features):
-        the top-k features (subset masks) or features with probability > 1/2 (Bernoulli)."""
+        the top-k features (subset masks) or features with probability > 1/2 (Bernoulli);
+        with ``bayesian=True``, of the posterior selection probabilities (:meth:`explain`)."""
         x = self._tensor(X)
-        with torch.no_grad():
-            mode = self.model_.mask_distribution(x).mode
-        return mode.cpu().numpy().astype(np.int64)
+        return self.model_.selection(x).cpu().numpy().astype(np.int64)
 
     def predict_proba(self, X, num_samples: int = 100) -> np.ndarray:
         """Class probabilities averaged over ``num_samples`` masks, (n_samples, n_classes)."""

@@ -299,6 +299,24 @@ def test_bayesian_explainer(cancer, tmp_path):
         LEXExplainer(**FAST, k=3).fit(X, y).credible_interval(X)
 
 
+def test_bayesian_select_is_the_top_k_of_the_posterior_importance(cancer):
+    # select() once drew the selector's weights from the prior (a new draw per call and per
+    # layer) instead of using the posterior: with the same weight draws it must be the top k
+    # of explain(), the posterior selection probabilities.
+    X, y = cancer
+    explainer = LEXExplainer(**dict(FAST, lr=1e-2), k=3, bayesian=True).fit(X, y)
+    torch.manual_seed(1)
+    selection = explainer.select(X[:50])
+    torch.manual_seed(1)
+    importance = explainer.explain(X[:50])
+    top = np.zeros_like(selection)
+    np.put_along_axis(top, np.argsort(-importance, axis=1)[:, :3], 1, axis=1)
+    assert selection.sum(1).tolist() == [3] * 50
+    np.testing.assert_array_equal(selection, top)
+    with pytest.raises(RuntimeError, match="needs selector weights"):
+        explainer.model_.mask_distribution(torch.zeros(2, 30))
+
+
 # ---------------------------------------------------------------------------- method=
 PRESET = dict(epochs=2, batch_size=64, lr=1e-3, selector_hidden=(16,), predictor_hidden=(16,))
 

@@ -17,6 +17,8 @@ from pyro.nn.module import to_pyro_module_
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from lexppl.distributions import IndependentBernoulli, KSubset
+from lexppl.distributions.relaxed import hard_topk
 from lexppl.imputers.base import Imputer
 from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX, _check_num_samples
@@ -410,6 +412,21 @@ class BayesianLEX(LEX):
         return self.prior_log_prob(weights) + terms.total
 
     # ---------------------------------------------------------------- explanations
+    def mask_distribution(self, x: Tensor) -> Distribution:
+        r""":math:`p_\gamma(z|x)` for the selector weights of the current model call (inside
+        :meth:`model`, :meth:`model_given` or under ``poutine.condition`` on the weight sites).
+        Outside them there is no single :math:`\gamma`, and the selector would draw a new one
+        from the prior at every layer, so this raises: the posterior's explanations are
+        :meth:`posterior_importance`, :meth:`importance`, :meth:`selection` and
+        :meth:`explain`."""
+        if not self.selector._pyro_context.active:
+            raise RuntimeError(
+                "BayesianLEX.mask_distribution(x) needs selector weights: call it inside the "
+                "model, or use the posterior's posterior_importance(x), importance(x), "
+                "selection(x) or explain(x)."
+            )
+        return super().mask_distribution(x)
+
     def _mask_distribution_given(self, x: Tensor, weights: dict[str, Tensor]) -> Distribution:
         with self.selector._pyro_context:
             return poutine.condition(self.mask_distribution, data=weights)(x)
@@ -427,6 +444,26 @@ class BayesianLEX(LEX):
         """
         _check_num_samples(num_samples)
         return torch.cat([p.mean for p in self._posterior_mask_distributions(x, num_samples)])
+
+    @torch.no_grad()
+    def selection(self, x: Tensor, num_samples: int = 100) -> Tensor:
+        r"""The most probable selection of each input under the posterior, 0/1, shape
+        ``(N, D)``: each feature's posterior selection probability
+        :math:`\mathbb E_{q_\phi(\gamma)}\, P(z_d = 1 \mid x, \gamma)` (``num_samples``
+        weight draws) and then, as :meth:`LEX.selection <lexppl.models.LEX.selection>` does
+        given :math:`\gamma`, its ``k`` largest (k-subset masks) or those above 1/2
+        (Bernoulli masks)."""
+        _check_num_samples(num_samples)
+        chunks = self._posterior_mask_distributions(x, num_samples)
+        probs = torch.cat([chunk.mean for chunk in chunks]).mean(0)
+        if isinstance(chunks[0], KSubset):
+            return hard_topk(probs, chunks[0].k)
+        if isinstance(chunks[0], IndependentBernoulli):
+            return (probs > 0.5).to(probs.dtype)
+        raise NotImplementedError(
+            f"BayesianLEX.selection knows KSubset and IndependentBernoulli masks; got "
+            f"{type(chunks[0]).__name__}. Use posterior_importance(x) instead."
+        )
 
     @torch.no_grad()
     def importance(self, x: Tensor, num_samples: int = 100) -> Tensor:

@@ -221,6 +221,13 @@ class LEX(PyroModule):
         return self.mask_distribution(x).mean
 
     @torch.no_grad()
+    def selection(self, x: Tensor) -> Tensor:
+        r"""The most probable selection of each input, the mode of :math:`p_\gamma(z|x)`: the
+        ``k`` most probable features of a k-subset, the features with :math:`\pi_d > 1/2`
+        for Bernoulli masks. 0/1, shape ``(N, D)`` (``(N, G)`` with ``groups``)."""
+        return self.mask_distribution(x).mode
+
+    @torch.no_grad()
     def importance_map(self, x: Tensor, grid: bool = False) -> Tensor:
         r"""The importance map over the input's own shape: :math:`P(\text{feature } i
         \text{ selected} \mid x)` for every feature, shape ``(N, *x.shape[1:])``, e.g.

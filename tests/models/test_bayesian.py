@@ -210,11 +210,32 @@ def test_posterior_draws_are_batched_and_equal_one_draw_at_a_time(
             for s in range(7)
         ]
     )
-    assert batched.shape == one_at_a_time.shape == (7, N, model.mask_distribution(x).event_shape[0])
+    assert batched.shape == one_at_a_time.shape == (7, N, D if kind == "mlp" else 4)
     assert torch.allclose(batched, one_at_a_time, atol=1e-6)
     assert batched.std(0).max() > 0  # the draws differ
     masks = model.explain(x, num_samples=7)
     assert masks.shape == batched.shape and set(masks.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("family", ["subset", "bernoulli"])
+def test_selection_is_the_mode_of_each_posterior_selection_probability(family):
+    mask_family = functools.partial(KSubset, k=2) if family == "subset" else IndependentBernoulli
+    model = BayesianLEX(
+        MLP(D, D, (8,)), MLP(D, 2, (8,)), GaussianImputer(), mask_family, CategoricalLikelihood()
+    )
+    x = torch.randn(40, D)
+    model.init_guide(x)
+    torch.manual_seed(0)
+    selection = model.selection(x, num_samples=30)
+    torch.manual_seed(0)
+    probs = model.importance(x, num_samples=30)
+    if family == "subset":
+        expected = torch.zeros_like(probs).scatter_(1, probs.topk(2, dim=1).indices, 1.0)
+    else:
+        expected = (probs > 0.5).to(probs.dtype)
+    assert torch.equal(selection, expected)
+    with pytest.raises(RuntimeError, match="needs selector weights"):
+        model.mask_distribution(x)  # outside the model there is no single gamma
 
 
 def test_credible_interval_is_the_equal_tailed_quantile_pair():
