@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import pyro.poutine as poutine
 import torch
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled
 from pyro.util import warn_if_nan
@@ -28,6 +29,10 @@ class BoundTerms(NamedTuple):
     - ``global_term``: :math:`\\log p - \\log q` of latent sites drawn by a guide (scalar).
     - ``proposal_log_prob``: :math:`\\log q_\\phi(z^l|x, y)` when a guide proposes the masks
       (``(L, N)``, differentiable in :math:`\\phi`), else ``None``.
+    - ``data_scale``: the ``poutine.scale`` factor of the data's sites, applied to the sum of
+      the per-datum bounds (outside each log-mean-exp), e.g. :math:`N_{\\text{data}} / B` for
+      a mini-batch.
+    - ``included``: which data ``poutine.mask`` keeps, ``(N,)`` booleans, or ``None`` for all.
     """
 
     per_datum: Tensor
@@ -35,10 +40,12 @@ class BoundTerms(NamedTuple):
     mask_log_prob: Tensor
     global_term: Tensor
     proposal_log_prob: Tensor | None = None
+    data_scale: float = 1.0
+    included: Tensor | None = None
 
     @property
     def total(self) -> Tensor:
-        return self.per_datum.sum() + self.global_term
+        return self.data_scale * self.per_datum.sum() + self.global_term
 
 
 def _as_particles(log_prob: Tensor) -> Tensor:
@@ -46,6 +53,44 @@ def _as_particles(log_prob: Tensor) -> Tensor:
     while log_prob.dim() < 3:
         log_prob = log_prob.unsqueeze(0)
     return log_prob
+
+
+def _log_prob(site: dict) -> Tensor:
+    # log p of a site with its poutine.mask applied (masked entries count 0), without its scale.
+    return scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
+
+
+def _is_particle_plate(frame) -> bool:
+    # The LEX model's own particle plates: "<name>.masks" at dim -2, "<name>.imputations" at -3.
+    names = {-2: "masks", -3: "imputations"}
+    name = names.get(frame.dim)
+    return name is not None and (frame.name == name or frame.name.endswith("." + name))
+
+
+class _DataScale:
+    # The scale shared by every site of the per-datum weights (one number): it multiplies each
+    # datum's bound, so it must not differ between the sites inside one log-mean-exp.
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.site: str | None = None
+
+    def add(self, name: str, scale) -> None:
+        if isinstance(scale, Tensor):
+            if scale.numel() != 1:
+                raise ValueError(
+                    f"Site {name!r} has a poutine.scale of shape {tuple(scale.shape)}; lexppl "
+                    f"bounds take one number for the data (e.g. N / batch size). Leave data "
+                    f"out with poutine.mask, or repeat rows to weight them."
+                )
+            scale = float(scale)
+        if self.value is None:
+            self.value, self.site = float(scale), name
+        elif float(scale) != self.value:
+            raise ValueError(
+                f"Sites {self.site!r} and {name!r} have different poutine.scale factors "
+                f"({self.value} and {float(scale)}); the sites of one LEX bound share the "
+                f"per-datum log-mean-exp, so they must share one scale."
+            )
 
 
 class ImportanceWeightedBound(ELBO):
@@ -130,45 +175,89 @@ class ImportanceWeightedBound(ELBO):
                 raise ValueError("The model has no LEX mask site; is it a lexppl LEX model?")
         return model_trace, guide_trace
 
+    def _data_plates(self, model_trace) -> dict[str, int]:
+        # The data plates (dim -1) of the mask sites, by name, with their sizes: an observed
+        # site inside one of them is a per-datum weight, any other observed site is global.
+        plates = {}
+        sites = [site for site in model_trace.nodes.values() if site["type"] == "sample"]
+        masks = [site for site in sites if site["infer"].get("lex") == MASK]
+        for site in masks or sites:  # a model without masks: any plate at dim -1
+            for frame in site["cond_indep_stack"]:
+                if frame.dim == -1:
+                    plates[frame.name] = frame.size
+        if len(set(plates.values())) > 1:
+            sizes = ", ".join(f"{name!r} of size {size}" for name, size in plates.items())
+            raise ValueError(
+                f"The model's LEX blocks have data plates of different sizes ({sizes}); one "
+                f"lexppl bound pairs their data row by row, so give every block the same rows."
+            )
+        return plates
+
+    def _check_plates(self, name: str, site: dict, data_plates: dict[str, int]) -> None:
+        # The bound reads dims -1, -2 and -3 as data, masks and imputations: a user's plate
+        # there (or further left) would be mistaken for particles and averaged, not summed.
+        for frame in site["cond_indep_stack"]:
+            if frame.vectorized and frame.name not in data_plates and not _is_particle_plate(frame):
+                raise ValueError(
+                    f"Site {name!r} is inside plate {frame.name!r} (dim {frame.dim}), which is "
+                    f"not its LEX model's data plate: lexppl bounds keep masks and imputations "
+                    f"at dims -2 and -3 and sum only the data plate at dim -1. Put replicated "
+                    f"data into the data plate's rows, or use one LEX block per replicate."
+                )
+
     def _terms(self, model_trace, guide_trace) -> BoundTerms:
-        log_w = mask_lp = proposal_lp = None
+        log_w = mask_lp = proposal_lp = included = None
         global_term = torch.zeros(())
+        data_plates, data_scale = self._data_plates(model_trace), _DataScale()
         for name, site in model_trace.nodes.items():
             if site["type"] != "sample":
                 continue
             role = site["infer"].get("lex")
             if role == IMPUTATION:
                 continue  # proposed from the prior: it cancels in the weight
+            if role == MASK and not site["is_observed"]:
+                self._check_plates(name, site, data_plates)
+                data_scale.add(name, site["scale"])
             if role == MASK and not site["is_observed"] and name in guide_trace.nodes:
                 # A guide proposes the masks (an amortised q(z|x, y)): the weight gains
                 # log p(z|x) - log q(z|x, y). log q enters the value only; the proposal is
                 # trained by its own rule (e.g. reweighted wake-sleep) from proposal_log_prob.
-                log_p = _as_particles(site["fn"].log_prob(site["value"]))
+                log_p = _as_particles(_log_prob(site))
                 q = guide_trace.nodes[name]
-                log_q = _as_particles(q["fn"].log_prob(q["value"]))
+                log_q = _as_particles(scale_and_mask(q["fn"].log_prob(q["value"]), mask=q["mask"]))
                 guided = log_p - log_q.detach()
                 log_w = guided if log_w is None else log_w + guided
                 proposal_lp = log_q.sum(0) if proposal_lp is None else proposal_lp + log_q.sum(0)
                 continue
             if role == MASK and not site["is_observed"]:
                 if self.needs_mask_log_prob:  # proposal = prior: only score terms need it
-                    lp = _as_particles(site["fn"].log_prob(site["value"]))
+                    lp = _as_particles(_log_prob(site))
                     mask_lp = lp.sum(0) if mask_lp is None else mask_lp + lp.sum(0)
                 continue
-            if site["is_observed"]:
+            per_datum_site = any(f.name in data_plates for f in site["cond_indep_stack"])
+            if site["is_observed"] and per_datum_site:
                 self._check_independent_data(name, site["fn"], model_trace)
-                lp = _as_particles(site["fn"].log_prob(site["value"]) * site["scale"])
+                self._check_plates(name, site, data_plates)
+                data_scale.add(name, site["scale"])
+                lp = _as_particles(_log_prob(site))
                 log_w = lp if log_w is None else log_w + lp
-            elif name in guide_trace.nodes:  # a latent with a guide, e.g. Bayesian weights
-                global_term = (
-                    global_term + (site["fn"].log_prob(site["value"]) * site["scale"]).sum()
-                )
+                if site["mask"] is not None:  # the data poutine.mask keeps
+                    kept = torch.as_tensor(site["mask"], device=lp.device).expand(lp.shape)
+                    kept = kept.flatten(0, 1).any(0)
+                    included = kept if included is None else included | kept
+            elif site["is_observed"] or name in guide_trace.nodes:
+                # counted once: an observation or factor outside the data plate (e.g. of a
+                # larger model's global variable), or a latent with a guide (Bayesian weights)
+                lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+                global_term = global_term + lp.sum()
         # - log q of every guide site, auxiliary ones included: autoguides draw an auxiliary
         # site and put a Delta (carrying the log-Jacobian) on the model's site.
         for site in guide_trace.nodes.values():
             proposes_mask = site.get("infer", {}).get("lex") == MASK  # in the weights already
             if site["type"] == "sample" and not site["is_observed"] and not proposes_mask:
-                log_q = site["fn"].log_prob(site["value"]) * site["scale"]
+                log_q = scale_and_mask(
+                    site["fn"].log_prob(site["value"]), site["scale"], site["mask"]
+                )
                 global_term = global_term - log_q.sum()
         if log_w is None:
             raise ValueError("The model has no observed site: pass the targets y.")
@@ -176,7 +265,10 @@ class ImportanceWeightedBound(ELBO):
             mask_lp = torch.zeros_like(log_w[0])
         log_w = log_w.expand(torch.broadcast_shapes(log_w.shape, mask_lp.shape[-2:]))
         per_datum = log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])
-        return BoundTerms(per_datum, log_w, mask_lp, global_term.to(per_datum), proposal_lp)
+        scale = 1.0 if data_scale.value is None else data_scale.value
+        return BoundTerms(
+            per_datum, log_w, mask_lp, global_term.to(per_datum), proposal_lp, scale, included
+        )
 
     def _check_independent_data(self, name: str, fn, model_trace) -> None:
         """Refuse a likelihood whose per-datum terms depend on other data's masks (it declares
@@ -214,7 +306,13 @@ class ImportanceWeightedBound(ELBO):
     def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
         """A differentiable surrogate whose value is :math:`-\\mathcal L_{L,K}` and whose
         gradient is this estimator's gradient of it."""
-        surrogate = self._surrogate(self.bound_terms(model, guide, *args, **kwargs))
+        terms = self.bound_terms(model, guide, *args, **kwargs)
+        if terms.data_scale == 1.0:
+            surrogate = self._surrogate(terms)
+        else:  # poutine.scale multiplies every datum's term (value and gradient), not log w
+            unscaled = terms._replace(data_scale=1.0)
+            data_part = self._surrogate(unscaled) - unscaled.global_term
+            surrogate = terms.data_scale * data_part + unscaled.global_term
         loss = -surrogate
         warn_if_nan(loss, "loss")
         return loss

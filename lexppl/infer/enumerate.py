@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pyro.poutine as poutine
+import torch
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
@@ -95,11 +96,26 @@ class EnumerateBound(ImportanceWeightedBound):
         return handled
 
     def _terms(self, model_trace, guide_trace) -> BoundTerms:
+        masks = [
+            name
+            for name, site in model_trace.nodes.items()
+            if site["type"] == "sample"
+            and site["infer"].get("lex") == MASK
+            and not site["is_observed"]
+        ]
+        if len(masks) > 1:
+            raise ValueError(
+                f"EnumerateBound enumerates one mask site; the model has {len(masks)} "
+                f"({', '.join(map(repr, masks))}), whose joint support it would not cover. Use "
+                f"a sampling bound, or condition all but one mask site."
+            )
         terms = super()._terms(model_trace, guide_trace)
         K = terms.log_weights.shape[0]
         # log sum_z p(z|x) mean_k w_{z,k}  (the mask log-probabilities are the weights here)
         per_z = terms.log_weights.logsumexp(0) - math.log(K)
         per_datum = (per_z + terms.mask_log_prob).logsumexp(0)
+        if terms.included is not None:  # data left out by poutine.mask count 0, not log |supp|
+            per_datum = torch.where(terms.included, per_datum, per_datum.new_zeros(()))
         return terms._replace(per_datum=per_datum)
 
     def _surrogate(self, terms: BoundTerms) -> Tensor:

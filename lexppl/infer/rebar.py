@@ -451,7 +451,9 @@ class RebarBound(ImportanceWeightedBound):
             return log_w.flatten(0, 1).logsumexp(0) - math.log(log_w.shape[0] * log_w.shape[1])
 
         self._relaxed_values = (per_datum(relaxed), per_datum(conditional))
-        return BoundTerms(per_datum(hard), hard, mask_lp.expand_as(hard[0]), terms.global_term)
+        return terms._replace(
+            per_datum=per_datum(hard), log_weights=hard, mask_log_prob=mask_lp.expand_as(hard[0])
+        )
 
     # ------------------------------------------------------------------ the estimator
     def _residual(self, masks: Tensor, logits: Tensor) -> Tensor | None:

@@ -7,8 +7,10 @@ import numbers
 from collections.abc import Callable
 
 import pyro
+import pyro.poutine as poutine
 import torch
 from pyro.nn import PyroModule
+from pyro.params.param_store import param_with_module_name
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
@@ -26,6 +28,18 @@ def _plate(name: str, size: int, dim: int):
     # A particle plate of size 1 is left out so that the default model has the plain shapes
     # of one draw: mask (N, D), imputation (N, ...), y (N,).
     return pyro.plate(name, size, dim=dim) if size > 1 else contextlib.nullcontext()
+
+
+def _claim_store_name(name: str, module: nn.Module) -> None:
+    # pyro.module keeps the store's tensors when a name is taken, so a second LEX of the same
+    # name (e.g. two unnamed ones in a session) would hand SVI's optimiser the first one's
+    # parameters and never train its own. The module being run claims the name instead.
+    store = pyro.get_param_store()
+    param_name, param = next(iter(module.named_parameters()))
+    key = param_with_module_name(name, param_name)
+    if key in store and store[key] is not param:
+        for stale in [k for k in store.keys() if k.startswith(name + "$$$")]:
+            del store[stale]
 
 
 class LEX(PyroModule):
@@ -85,9 +99,11 @@ class LEX(PyroModule):
         per feature, and the mask must broadcast to ``x``.
 
     .. note:: Under :class:`pyro.infer.SVI`, the networks' parameters are registered in Pyro's
-        global parameter store under ``"<name or 'lex'>.selector..."`` etc.; as with any Pyro
-        module, give each LEX a distinct ``name`` or call ``pyro.clear_param_store()`` between
-        models. The plain-torch loop of :func:`lexppl.fit` does not use the store.
+        global parameter store under ``"<name or 'lex'>.selector..."`` etc. A model claims its
+        names when it runs: an earlier model's entries under the same names are dropped from
+        the store (not from that model), so SVI on a second unnamed LEX trains the second one.
+        Two models run in one SVI step need distinct ``name``\ s. The plain-torch loop of
+        :func:`lexppl.fit` does not use the store.
 
     **References**
 
@@ -173,6 +189,7 @@ class LEX(PyroModule):
                 params = list(module.parameters())
                 # A frozen part (fixed-θ regime) is not handed to SVI's optimiser.
                 if params and all(p.requires_grad for p in params):
+                    _claim_store_name(f"{prefix}.{part}", module)
                     pyro.module(f"{prefix}.{part}", module)
 
     def model(
@@ -208,6 +225,26 @@ class LEX(PyroModule):
     def guide(self, x: Tensor, y: Tensor | None = None, **kwargs) -> None:
         """The prior proposal: masks and imputations are drawn from the model itself (the
         LEX bound's importance weights are then :math:`p_\\theta(y|\\tilde x)`)."""
+
+    def prior_guide(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        num_masks: int = 1,
+        num_imputations: int = 1,
+    ) -> None:
+        r"""The prior proposal as a guide *with* sample sites, for Pyro's own ELBOs: it draws
+        the ``"mask"`` and ``"imputation"`` sites from :math:`p_\gamma(z|x)` and
+        :math:`p_\iota(\tilde x|x, z)`, as :meth:`model` does. Then :math:`\log p - \log q`
+        cancels on them, so ``Trace_ELBO`` estimates :math:`\mathcal L_{1,1} = \mathbb
+        E[\log p_\theta(y|\tilde x)]` (minus the penalty) and ``TraceGraph_ELBO``'s selector
+        gradient is the score-function (REINFORCE) one, with Pyro's baselines. lexppl's bounds
+        take the empty :meth:`guide`. Not for :class:`~lexppl.models.BayesianLEX`, whose guide
+        is its autoguide."""
+        # The model itself with y observed (nothing sampled or scored there) and the y and
+        # penalty sites hidden: the guide's trace holds exactly the mask and imputation sites.
+        with poutine.block(hide=[self.site("y"), self.site("penalty")]):
+            self.model(x, y, num_masks=num_masks, num_imputations=num_imputations)
 
     def forward(self, x: Tensor, y: Tensor | None = None, **kwargs) -> Tensor:
         return self.model(x, y, **kwargs)

@@ -176,3 +176,27 @@ def test_mask_as_input_feeds_the_mask_to_the_predictor():
     logits = logits_given(masks)
     assert logits.shape == (2, N, 3)
     assert not torch.allclose(logits[0], logits[1])
+
+
+def test_svi_trains_a_second_unnamed_model_in_the_same_session():
+    # Both register under "lex.*" in Pyro's global store. pyro.module keeps a taken name's
+    # tensors, so SVI used to optimise the first model's parameters for the second (a silent
+    # no-op); the model that runs now claims the names.
+    from pyro.infer import SVI
+
+    from lexppl.infer import PathwiseBound
+
+    x, y = torch.randn(16, D), torch.randint(3, (16,))
+    pyro.clear_param_store()
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        lex = make_lex()
+        before = [
+            p.detach().clone() for p in (*lex.selector.parameters(), *lex.predictor.parameters())
+        ]
+        svi = SVI(lex.model, lex.guide, pyro.optim.Adam({"lr": 1e-2}), PathwiseBound(2))
+        for _ in range(3):
+            svi.step(x, y)
+        after = [*lex.selector.parameters(), *lex.predictor.parameters()]
+        assert all(not torch.equal(a, b) for a, b in zip(after, before)), f"model {seed}"
+    pyro.clear_param_store()
