@@ -19,6 +19,8 @@ NOTEBOOKS = [
     "04_bayesian_selector.ipynb",
     "05_lex_inside_a_larger_model.ipynb",
 ]
+#: Notebooks that show figures, with how many.
+FIGURES = {"02_why_imputation_matters.ipynb": 3}
 SMOKE_ENV = {
     "LEXPPL_SMOKE_TEST": "1",
     "MPLBACKEND": "Agg",
@@ -68,3 +70,11 @@ def test_notebook_runs(name, smoke_env):
     start = time.perf_counter()
     client.execute()
     print(f"{name}: {time.perf_counter() - start:.1f} s")
+    if name in FIGURES:  # lexppl.plots' figures render as images, not as a text repr
+        images = [
+            output
+            for cell in notebook.cells
+            for output in cell.get("outputs", [])
+            if "image/png" in output.get("data", {})
+        ]
+        assert len(images) == FIGURES[name], f"{name}: {len(images)} images"

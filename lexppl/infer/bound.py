@@ -106,9 +106,17 @@ class ImportanceWeightedBound(ELBO):
 
     Masks and imputations are proposed from the model's own prior, so the importance weights
     are the likelihoods :math:`w_{l,k} = p_\theta(y|\tilde x^{l,k})` (times any other observed
-    or factor site). :math:`\mathcal L_{1,1} \le \mathcal L_{L,K} \le \log p(y|x)`, and the bound
-    tightens as :math:`L` and :math:`K` grow (Burda et al. 2016; Domke & Sheldon 2018).
-    Particles are vectorised: the model is called with ``num_masks=L, num_imputations=K``.
+    or factor site in the data plate). :math:`\mathcal L_{1,1} \le \mathcal L_{L,K} \le \log
+    p(y|x)`, and the bound tightens as :math:`L` and :math:`K` grow (Burda et al. 2016; Domke &
+    Sheldon 2018). Particles are vectorised: the model is called with ``num_masks=L,
+    num_imputations=K``, and kept at dims -2 (masks) and -3 (imputations) under the data plate
+    at dim -1.
+
+    Inside a larger model: ``poutine.scale`` multiplies each datum's term (one number shared by
+    the data's sites, e.g. :math:`N/B` for a mini-batch), ``poutine.mask`` leaves data out,
+    observed and factor sites outside the data plate and latent sites drawn by a guide enter
+    once, as :math:`\log p - \log q` (a global ELBO term). Several LEX blocks on the same rows
+    share the particles; plates other than the data plate around the weight sites are refused.
 
     Subclasses choose how the gradient with respect to the selector reaches through the
     discrete mask: :class:`~lexppl.infer.PathwiseBound`, :class:`~lexppl.infer.ReinforceBound`,
