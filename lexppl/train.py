@@ -13,7 +13,7 @@ from pathlib import Path
 import pyro
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from lexppl import distributed as dist_utils
 from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

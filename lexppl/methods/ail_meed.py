@@ -89,7 +89,7 @@ import numpy as np
 import pyro
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from lexppl.distributions import KSubset
 from lexppl.imputers import ConstantImputer

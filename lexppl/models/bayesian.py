@@ -559,7 +559,7 @@ def fit_bayesian(
     :returns: a :class:`~lexppl.train.FitResult` whose ``losses`` are the per-epoch means of
         the per-datum negative ELBO.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from lexppl.train import FitResult, _check_targets_in_support, _check_xy
 
