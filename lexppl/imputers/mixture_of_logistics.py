@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
 from lexppl.imputers.base import Imputer, NotFittedError, _check_data
+from lexppl.imputers.gaussian_mixture import _masked_sum
 from lexppl.numerics import flush_denormals
 
 __all__ = [
@@ -369,8 +370,9 @@ class MixtureOfLogisticsImputer(Imputer):
             x_flat = x.detach().reshape((*x.shape[: x.dim() - event_dim], num_features))
             z_flat = z.detach().expand(shape).reshape((*batch_shape, num_features))
             pixel = self._component_log_prob(x_flat, loc, log_scale)  # (N, K, D)
-            # eq. 20: sum over the observed pixels only (z-weighted).
-            logits = self.logits.to(x.dtype) + (pixel @ z_flat.unsqueeze(-1)).squeeze(-1)
+            # eq. 20: sum over the observed pixels only (z-weighted), as one batched product
+            # (a broadcast matmul would copy `pixel` once per mask particle).
+            logits = self.logits.to(x.dtype) + _masked_sum(z_flat, pixel, batch_shape)
         return _MixtureFill(logits, loc, log_scale, x.shape[1:], self._means, self.num_levels)
 
 

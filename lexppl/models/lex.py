@@ -24,6 +24,10 @@ __all__ = ["IMPUTATION", "LEX", "MASK", "OBSERVED"]
 MASK, IMPUTATION, OBSERVED = "mask", "imputation", "observed"
 
 
+#: Rows (mask samples x imputations x inputs) per model call in :meth:`LEX.predict`.
+_PREDICT_ROWS = 2**16
+
+
 def _plate(name: str, size: int, dim: int):
     # A particle plate of size 1 is left out so that the default model has the plain shapes
     # of one draw: mask (N, D), imputation (N, ...), y (N,).
@@ -297,6 +301,15 @@ class LEX(PyroModule):
         """
         _check_num_samples(num_samples)
         _check_num_samples(num_imputations, "num_imputations")
+        # Masks in chunks of about _PREDICT_ROWS rows (masks x imputations x inputs) per model
+        # call: memory stays bounded for large inputs, at the speed of one call.
+        chunk = max(1, _PREDICT_ROWS // (max(1, x.shape[0]) * num_imputations))
+        if chunk < num_samples:  # the mean over all masks: the chunks' means weighted by size
+            sizes = [min(chunk, num_samples - b) for b in range(0, num_samples, chunk)]
+            return (
+                sum(size * LEX.predict(self, x, size, num_imputations) for size in sizes)
+                / num_samples
+            )
         trace = pyro.poutine.trace(self.model).get_trace(
             x, None, num_masks=num_samples, num_imputations=num_imputations
         )

@@ -116,6 +116,18 @@ def test_component_posterior_uses_observed_pixels():
     assert torch.allclose(fill.logits.log_softmax(-1), imputer.logits.expand(1, 10))
 
 
+def test_component_posterior_of_many_masks_is_each_masks_own():
+    # eq. 20 for (L, N) masks in one batched product: each particle's posterior is the one its
+    # mask alone gives (sum of the observed pixels' log-densities).
+    imputer = fitted()
+    x = _digits()[0][1000:1004]
+    z = (torch.rand(3, 4, 64, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    pixel = discretized_logistic_log_prob(x[:, None, :], imputer.loc, imputer.log_scale)
+    expected = imputer.logits + (pixel[None] * z[:, :, None, :]).sum(-1)  # (3, 4, K)
+    fill = imputer.fill_distribution(x, z)
+    assert torch.allclose(fill.logits, expected, rtol=1e-5, atol=1e-3)
+
+
 def test_state_dict_round_trip_gives_the_same_imputations():
     imputer = fitted()
     fresh = MixtureOfLogisticsImputer(n_components=10)

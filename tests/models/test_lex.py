@@ -200,3 +200,40 @@ def test_svi_trains_a_second_unnamed_model_in_the_same_session():
         after = [*lex.selector.parameters(), *lex.predictor.parameters()]
         assert all(not torch.equal(a, b) for a, b in zip(after, before)), f"model {seed}"
     pyro.clear_param_store()
+
+
+@pytest.mark.parametrize("bayesian", [False, True])
+def test_predict_in_chunks_averages_every_mask_once(bayesian, monkeypatch):
+    # With few rows per call allowed, predict runs 100 masks in chunks (here of 3 and a last
+    # of 1 mask): the result must be the plain mean of p(y | x~) over the 100 masks drawn.
+    from lexppl.models import BayesianLEX
+    from lexppl.models import lex as lex_module
+
+    monkeypatch.setattr(lex_module, "_PREDICT_ROWS", 3 * N)
+
+    class Recording(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.inputs = MLP(D, 3, (8,)), []
+
+        def forward(self, x_tilde):
+            self.inputs.append(x_tilde)
+            return self.net(x_tilde)
+
+    torch.manual_seed(0)
+    predictor = Recording()
+    parts = (MLP(D, D, (8,)), predictor, ConstantImputer(), IndependentBernoulli)
+    model = (BayesianLEX if bayesian else LEX)(*parts, CategoricalLikelihood())
+    x = torch.randn(N, D)
+    if bayesian:
+        model.init_guide(x)  # traces the model once
+        predictor.inputs.clear()
+        probs = model.predict(x, num_samples=100, num_weight_samples=2)
+        draws = 200
+    else:
+        probs = model.predict(x, num_samples=100)
+        draws = 100
+    seen = torch.cat([rows.reshape(-1, N, D) for rows in predictor.inputs])
+    assert seen.shape == (draws, N, D)
+    expected = torch.softmax(predictor.net(seen), -1).mean(0)
+    assert torch.allclose(probs, expected, atol=1e-6)
