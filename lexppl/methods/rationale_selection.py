@@ -144,7 +144,17 @@ class RationaleEncoder(nn.Module):
         values, mask = x.chunk(2, dim=-1)
         embedded = self.embed(values)
         h = embedded.new_zeros(x.shape[0], self.hidden)
-        for t in range(values.shape[-1]):
+        if not mask.requires_grad and bool(((mask == 0) | (mask == 1)).all()):
+            # Hard masks (REINFORCE's): the same recursion over the selected words only, moved
+            # to the front in their order, so the loop runs max |z| steps instead of T.
+            counts = mask.sum(-1).long()
+            order = torch.sort((mask == 0).to(torch.uint8), dim=-1, stable=True).indices
+            words = embedded.gather(1, order[..., None].expand(-1, -1, embedded.shape[-1]))
+            for t in range(int(counts.max()) if counts.numel() else 0):
+                keep = (counts > t).to(h.dtype)[:, None]
+                h = keep * self.cell(words[:, t], h) + (1 - keep) * h
+            return self.out(h)
+        for t in range(values.shape[-1]):  # soft masks: every position, weighted
             keep = mask[:, t : t + 1]
             h = keep * self.cell(embedded[:, t], h) + (1 - keep) * h
         return self.out(h)

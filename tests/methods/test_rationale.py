@@ -59,6 +59,26 @@ def test_drop_encoder_ignores_unselected_positions():
     assert torch.allclose(out, encoder(torch.cat([selected, torch.ones(3, 2)], -1)), atol=1e-6)
 
 
+def test_drop_encoder_runs_hard_masks_over_the_selected_words_only():
+    # Hard masks take the short loop over max |z| selected words; it must equal the recursion
+    # over every position (taken for soft masks), in value and in the encoder's gradient.
+    torch.manual_seed(0)
+    encoder = RationaleEncoder(3, vocab_size=50, embedding_dim=8, hidden=16)
+    values = torch.randint(1, 50, (12, 30)).float()
+    mask = (torch.rand(12, 30) < 0.3).float()
+    mask[0] = 0.0  # nothing selected: the initial state
+    mask[1] = 1.0  # everything selected
+    results = []
+    for soft in (False, True):
+        encoder.zero_grad()
+        logits = encoder(torch.cat([values, mask.clone().requires_grad_(soft)], -1))
+        logits.square().sum().backward()
+        results.append((logits, [p.grad.clone() for p in encoder.parameters()]))
+    (hard, hard_grads), (every, every_grads) = results
+    assert torch.allclose(hard, every, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(hard_grads, every_grads))
+
+
 @pytest.mark.parametrize("imputation", ["drop", "pad"])
 def test_trains_on_token_ids_with_finite_loss(imputation):
     torch.manual_seed(0)
