@@ -123,6 +123,11 @@ class BayesianLEX(LEX):
         ``pyro.settings.context(module_local_params=True)`` (model built *and* used inside it)
         nothing enters the global store at all.
 
+    .. note:: ``pyro.infer.Predictive(model.model, guide=model.autoguide, parallel=True)``
+        fails: torch layers take one weight matrix, not a batch of draws. Use
+        ``parallel=False``, or :meth:`posterior_importance`, which batches the draws with
+        :func:`torch.func.vmap`.
+
     .. note:: Train with :func:`fit_bayesian` (or :meth:`negative_elbo`), not with ``SVI`` and
         a LEX bound on ``(model, guide)``: autoguides draw an auxiliary unconstrained latent
         and put a ``Delta`` on the model's site, and the bounds' global term (``log p - log q``
