@@ -43,7 +43,13 @@ def _claim_store_name(name: str, module: nn.Module) -> None:
     key = param_with_module_name(name, param_name)
     if key in store and store[key] is not param:
         for stale in [k for k in store.keys() if k.startswith(name + "$$$")]:
-            del store[stale]
+            try:
+                del store[stale]
+            except KeyError:
+                # The tensor was also registered under another name (a module shared by two
+                # models, e.g. a pre-training one): the store keeps one reverse entry per
+                # tensor, already gone, while the name itself has been removed.
+                pass
 
 
 class LEX(PyroModule):

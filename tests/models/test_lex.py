@@ -202,6 +202,29 @@ def test_svi_trains_a_second_unnamed_model_in_the_same_session():
     pyro.clear_param_store()
 
 
+def test_models_sharing_a_module_under_two_names_can_be_replaced():
+    # A pre-training model and the main one share their predictor under two names in Pyro's
+    # store (as REAL-X's preset does); a second such pair must claim both names.
+    x, y = torch.randn(4, D), torch.randint(3, (4,))
+    pyro.clear_param_store()
+    for _ in range(2):
+        lex = make_lex()
+        pretrain = LEX(
+            lex.selector,
+            lex.predictor,
+            ConstantImputer(),
+            IndependentBernoulli,
+            CategoricalLikelihood(),
+            name="pretrain",
+        )
+        pretrain.model(x, y)
+        lex.model(x, y)
+        store = pyro.get_param_store()
+        assert store["lex.predictor$$$0.weight"] is lex.predictor[0].weight
+        assert store["pretrain.predictor$$$0.weight"] is lex.predictor[0].weight
+    pyro.clear_param_store()
+
+
 @pytest.mark.parametrize("bayesian", [False, True])
 def test_predict_in_chunks_averages_every_mask_once(bayesian, monkeypatch):
     # With few rows per call allowed, predict runs 100 masks in chunks (here of 3 and a last
