@@ -318,9 +318,9 @@ class BayesianLEX(LEX):
     def _posterior_mask_distributions(self, x: Tensor, num_samples: int) -> list[Distribution]:
         # p(z | x, gamma_s) for S draws gamma_s ~ q, in chunks of batch (S_c, N) with about
         # _DRAW_ROWS rows each: the selector runs on a chunk's draws in one call through
-        # torch.func.vmap (any module). One call over every draw would hold S x N hidden
-        # activations at once, and measured slower than a loop beyond ~10^5 rows
-        # (benchmarks/bayesian_draws.py).
+        # torch.func.vmap (batch norm in training mode excepted). One call over every draw
+        # would hold S x N hidden activations at once, and measured slower than a loop beyond
+        # ~10^5 rows (benchmarks/bayesian_draws.py).
         weights = self._sample_weights(num_samples)
 
         def selector_output(draw: dict[str, Tensor]) -> Tensor:
@@ -330,6 +330,13 @@ class BayesianLEX(LEX):
         if self.groups is not None:
             self.groups.check_input(x)
         chunk = max(1, _DRAW_ROWS // max(1, x.shape[0]))
+        if any(
+            isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+            for module in self.selector.modules()
+        ):
+            # batch norm in training mode updates its running statistics once per call, which
+            # vmap cannot batch: one plain call per draw, as the loop it replaces
+            chunk = 1
         if chunk == 1:  # large inputs: one plain call per draw (vmap over 1 draw is slower)
             batched = lambda draws: selector_output(  # noqa: E731
                 {name: value[0] for name, value in draws.items()}

@@ -217,6 +217,24 @@ def test_posterior_draws_are_batched_and_equal_one_draw_at_a_time(
     assert masks.shape == batched.shape and set(masks.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_posterior_draws_with_a_batch_norm_selector_in_training_mode():
+    # vmap cannot batch batch norm's in-place running statistics: such a selector (lexppl's
+    # own MLP(batch_norm=True)) is run one draw per call, as before the draws were batched.
+    torch.manual_seed(0)
+    model = BayesianLEX(
+        MLP(D, D, (8,), batch_norm=True),
+        MLP(D, 2, (8,)),
+        GaussianImputer(),
+        functools.partial(KSubset, k=2),
+        CategoricalLikelihood(),
+    )
+    x = torch.randn(N, D)
+    model.init_guide(x)
+    assert model.selector.training
+    assert model.posterior_importance(x, num_samples=4).shape == (4, N, D)
+    assert model.explain(x, num_samples=4).shape == (4, N, D)
+
+
 @pytest.mark.parametrize("family", ["subset", "bernoulli"])
 def test_selection_is_the_mode_of_each_posterior_selection_probability(family):
     mask_family = functools.partial(KSubset, k=2) if family == "subset" else IndependentBernoulli
