@@ -55,7 +55,7 @@ from lexppl.models import (
     SoftTargetLikelihood,
 )
 from lexppl.models.bayesian import fit_bayesian
-from lexppl.nets import MLP, check_device, eval_mode, module_device
+from lexppl.nets import MLP, check_device, eval_mode, module_device, module_dtype
 from lexppl.train import fit, pretrain_predictor
 
 __all__ = ["EmptySelectionWarning", "LEXExplainer"]
@@ -142,7 +142,9 @@ def _black_box_probabilities(black_box, X: Tensor) -> Tensor:
     ``predict_proba``)."""
     if isinstance(black_box, nn.Module):
         with torch.no_grad(), eval_mode(black_box):
-            out = black_box(X.to(module_device(black_box, X.device)))
+            out = black_box(
+                X.to(module_device(black_box, X.device), module_dtype(black_box, X.dtype))
+            )
     elif callable(black_box):
         out = black_box(X.cpu().numpy())
     else:

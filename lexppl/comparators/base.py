@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from lexppl.distributions.relaxed import hard_topk
 from lexppl.inputs import as_inputs
-from lexppl.nets import eval_mode, module_device
+from lexppl.nets import eval_mode, module_device, module_dtype
 
 __all__ = ["Comparator", "top_k_selection"]
 
@@ -109,11 +109,12 @@ def numpy_predictor(
     if not (isinstance(black_box, nn.Module) or callable(black_box)):
         raise ValueError(f"{who}: the black box must be a torch module or a callable.")
     device = module_device(black_box, torch.device(device))  # where the module's weights are
+    dtype = module_dtype(black_box, torch.float32)
 
     def predict(x: np.ndarray) -> np.ndarray:
         if isinstance(black_box, nn.Module):
             with torch.no_grad(), eval_mode(black_box):
-                out = black_box(torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device))
+                out = black_box(torch.as_tensor(np.asarray(x), dtype=dtype, device=device))
             out = out.detach().cpu().numpy()
         else:
             out = black_box(x)

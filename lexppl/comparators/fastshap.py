@@ -19,7 +19,7 @@ from lexppl.comparators.base import (
     resolve_targets,
 )
 from lexppl.imputers.base import NotFittedError
-from lexppl.nets import MLP, eval_mode, module_device
+from lexppl.nets import MLP, eval_mode, module_device, module_dtype
 from lexppl.numerics import flush_denormals
 
 __all__ = ["FastSHAP", "shapley_kernel_size_probs"]
@@ -121,7 +121,9 @@ class FastSHAP(Comparator):
     def _model(self, x: Tensor) -> Tensor:
         if isinstance(self.model, nn.Module):
             with eval_mode(self.model):
-                out = self.model(x.to(module_device(self.model, x.device)))
+                out = self.model(
+                    x.to(module_device(self.model, x.device), module_dtype(self.model, x.dtype))
+                )
         else:
             out = self.model(x.detach().cpu().numpy())
         if not isinstance(out, Tensor):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from lexppl.comparators.base import Comparator, TargetType, optional_import, resolve_targets
 from lexppl.inputs import as_inputs
-from lexppl.nets import module_device
+from lexppl.nets import eval_mode, module_device, module_dtype
 
 __all__ = ["InputXGradient", "Saliency"]
 
@@ -37,17 +37,21 @@ class _Gradient(Comparator):
         x = as_inputs(x, f"{name}: x", finite=False)  # checked below, after shape
         if x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"{name}: x must have shape (N, ...) with N >= 1; got {x.shape}.")
-        x = x.detach().float().to(self.device)
+        x = x.detach().to(self.device, module_dtype(self.model, torch.float32))
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name}: x contains NaN or infinite values.")
-        with torch.no_grad():
-            outputs = self.model(x)
-        if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"{name}: the model must return outputs of shape (N, C); got {outputs.shape}."
-            )
-        targets = resolve_targets(target, outputs, name).to(self.device)
-        return self._method.attribute(x.clone().requires_grad_(True), target=targets).detach()
+        # In eval mode, as the other comparators query the model: in training mode batch norm
+        # would update its statistics and make each row's scores depend on the rest of the batch.
+        with eval_mode(self.model):
+            with torch.no_grad():
+                outputs = self.model(x)
+            if outputs.dim() != 2 or outputs.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"{name}: the model must return outputs of shape (N, C); got {outputs.shape}."
+                )
+            targets = resolve_targets(target, outputs, name).to(self.device)
+            scores = self._method.attribute(x.clone().requires_grad_(True), target=targets)
+        return scores.detach()
 
 
 class InputXGradient(_Gradient):

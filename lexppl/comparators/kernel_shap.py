@@ -58,8 +58,8 @@ class KernelSHAP(Comparator):
     :param l1_reg: ``shap``'s feature pre-selection before the regression: ``False`` (the
         default here) keeps every feature; ``"num_features(10)"`` (``shap``'s default) would
         zero the attributions of all but 10 features.
-    :param int seed: seeds ``shap``'s coalition sampling and the ``"sample"`` summary (numpy's
-        global state is restored afterwards).
+    :param int seed: seeds ``shap``'s coalition sampling, afresh for every row, and the
+        ``"sample"`` summary (numpy's global state is restored afterwards).
     :param device: where a torch black box without weights runs (one with weights runs
         where they are).
 
@@ -102,18 +102,24 @@ class KernelSHAP(Comparator):
         with contextlib.redirect_stdout(io.StringIO()):
             self._explainer = shap.KernelExplainer(self.predict, data)
 
+    def _shap_values(self, row: np.ndarray) -> np.ndarray:
+        """SHAP values ``(D, C)`` of one row ``(1, D)``."""
+        with numpy_seed(self.seed):
+            values = self._explainer.shap_values(
+                row, nsamples=self.nsamples, l1_reg=self.l1_reg, silent=True
+            )
+        if isinstance(values, list):  # shap < 0.45: one array per output
+            values = np.stack(values, axis=-1)
+        return np.asarray(values).reshape(self.num_features, -1)
+
     def attribute(self, x: Tensor, target: TargetType = None) -> Tensor:
         """SHAP values ``(N, D)`` of inputs ``x`` ``(N, D)`` for class ``target`` (int,
         ``(N,)`` tensor, or None for the class of largest output)."""
         x = check_inputs(x, self.num_features, "KernelSHAP")
         device, x = x.device, x.cpu().double().numpy()
         targets = resolve_targets(target, self.predict(x), "KernelSHAP")
-        with numpy_seed(self.seed):
-            values = self._explainer.shap_values(
-                x, nsamples=self.nsamples, l1_reg=self.l1_reg, silent=True
-            )
-        if isinstance(values, list):  # shap < 0.45: one array per output
-            values = np.stack(values, axis=-1)
-        values = np.asarray(values).reshape(x.shape[0], self.num_features, -1)  # (N, D, C)
+        # One call per row, each seeded alike: a row's coalitions then do not depend on its
+        # place in the batch or on earlier calls (shap explains row by row anyway).
+        values = np.stack([self._shap_values(row[None]) for row in x])  # (N, D, C)
         scores = values[np.arange(x.shape[0]), :, targets.cpu().numpy()]
         return torch.as_tensor(scores, dtype=torch.float32, device=device)

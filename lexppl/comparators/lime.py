@@ -48,7 +48,8 @@ class LIME(Comparator):
     :param kernel_width: :math:`\sigma` above; None for ``lime``'s default.
     :param bool discretize_continuous: quartile interpretable features (``lime``'s default);
         False regresses on standardised features instead.
-    :param int seed: seeds LIME's sampling.
+    :param int seed: seeds LIME's sampling, afresh for every row: a row's explanation does not
+        depend on the rows explained before it.
     :param device: where a torch black box without weights runs (one with weights runs
         where they are).
 
@@ -74,7 +75,7 @@ class LIME(Comparator):
         if kernel_width is not None and not kernel_width > 0:
             raise ValueError(f"LIME: kernel_width must be > 0; got {kernel_width!r}.")
         self.num_features = data.shape[1]
-        self.num_samples = num_samples
+        self.num_samples, self.seed = num_samples, seed
         self.predict = numpy_predictor(black_box, device, probabilities=True, who="LIME")
         self._explainer = lime_tabular.LimeTabularExplainer(
             data,
@@ -93,6 +94,10 @@ class LIME(Comparator):
         targets = resolve_targets(target, self.predict(x), "LIME").tolist()
         scores = np.zeros(x.shape)
         for i, (row, label) in enumerate(zip(x, targets)):
+            # Each row's perturbations from the seed itself, not from wherever earlier rows and
+            # calls left the generator: an explanation then depends on its input only (what
+            # max-sensitivity assumes). lime's discretizer and regression share this RandomState.
+            self._explainer.random_state.seed(self.seed)
             explanation = self._explainer.explain_instance(
                 row,
                 self.predict,

@@ -30,24 +30,30 @@ class SENN(nn.Module, Comparator):
     r"""
     A self-explaining neural network (Alvarez-Melis & Jaakkola, NeurIPS 2018) whose concepts
     are the input features themselves (:math:`h(x) = x`, the paper's choice for tabular data)
-    and whose aggregation is the sum:
+    and, by default, a constant concept :math:`h_{D+1}(x) = 1` (the authors' code appends it),
+    with the sum as aggregation:
 
-    .. math:: f(x)_c = \sum_{d=1}^D \theta(x)_{d,c}\, x_d,
+    .. math:: f(x)_c = \sum_{d=1}^D \theta(x)_{d,c}\, x_d + \theta(x)_{D+1,c},
 
-    with :math:`\theta(x) \in \mathbb R^{D \times C}` given by a network (the "parametriser").
-    The relevance of feature :math:`d` for class :math:`c` is :math:`\theta(x)_{d,c}`. Training
-    minimises the classification loss plus the paper's robustness loss,
+    with :math:`\theta(x) \in \mathbb R^{(D+1) \times C}` given by a network (the
+    "parametriser"). Without the constant concept :math:`f(0) = 0` for every class, so the
+    relevances would have to absorb the explained model's intercepts. The relevance of feature
+    :math:`d` for class :math:`c` is :math:`\theta(x)_{d,c}`; the constant is not a feature and
+    is left out of :meth:`attribute`. Training minimises the classification loss plus the
+    paper's robustness loss,
 
-    .. math:: \lambda \sum_c \big\lVert \nabla_x f(x)_c - \theta(x)_{\cdot,c} \big\rVert^2,
+    .. math:: \lambda \sum_c \big\lVert \nabla_x f(x)_c - \theta(x)_{1:D,c} \big\rVert^2,
 
-    (:math:`J^h_x = I` for identity concepts), which makes :math:`\theta` locally the gradient
-    of :math:`f`, i.e. :math:`f` locally linear with coefficients :math:`\theta`. Trained on
-    labels it is a self-explaining classifier; trained on a black box's class probabilities
-    (soft targets) it is a post-hoc surrogate whose relevances explain that black box.
+    (:math:`J^h_x = [I; 0]` for identity concepts and a constant), which makes :math:`\theta`
+    locally the gradient of :math:`f`, i.e. :math:`f` locally linear with coefficients
+    :math:`\theta`. Trained on labels it is a self-explaining classifier; trained on a black
+    box's class probabilities (soft targets) it is a post-hoc surrogate whose relevances explain
+    that black box.
 
     :param int num_features: ``D``. :param int num_classes: ``C``.
     :param hidden: hidden sizes of the parametriser :math:`\theta` (an :class:`~lexppl.nets.MLP`).
     :param float robustness: :math:`\lambda` (the paper explores :math:`10^{-4}` to 1).
+    :param bool add_bias: add the constant concept.
     :param device: where the network trains and runs.
 
     Example::
@@ -62,6 +68,7 @@ class SENN(nn.Module, Comparator):
         num_classes: int,
         hidden: Sequence[int] = (200, 200),
         robustness: float = 1e-2,
+        add_bias: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
@@ -70,26 +77,37 @@ class SENN(nn.Module, Comparator):
         if not robustness >= 0:
             raise ValueError(f"SENN: robustness must be >= 0; got {robustness!r}.")
         self.robustness = float(robustness)
+        self.add_bias = bool(add_bias)
         self.device = torch.device(device)
-        self.parametriser = MLP(num_features, num_features * num_classes, tuple(hidden))
+        num_concepts = num_features + self.add_bias
+        self.parametriser = MLP(num_features, num_concepts * num_classes, tuple(hidden))
         self.to(self.device)
         self.losses_: list[float] = []
         # A buffer, not a Python flag: a state_dict of a trained SENN loads as fitted.
         self.register_buffer("fitted_", torch.tensor(False))
 
+    def _theta(self, x: Tensor) -> Tensor:
+        """:math:`\\theta(x)` of every concept, ``(N, D + add_bias, C)``."""
+        return self.parametriser(x).reshape(x.shape[0], -1, self.num_classes)
+
+    def _logits(self, theta: Tensor, x: Tensor) -> Tensor:
+        logits = torch.einsum("ndc,nd->nc", theta[:, : self.num_features], x)
+        return logits + theta[:, self.num_features] if self.add_bias else logits
+
     def relevance(self, x: Tensor) -> Tensor:
-        """:math:`\\theta(x)`, shape ``(N, D, C)``."""
-        return self.parametriser(x).reshape(x.shape[0], self.num_features, self.num_classes)
+        """:math:`\\theta(x)` of the features, shape ``(N, D, C)``."""
+        return self._theta(x)[:, : self.num_features]
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits :math:`f(x)` ``(N, C)``."""
-        return torch.einsum("ndc,nd->nc", self.relevance(x), x)
+        return self._logits(self._theta(x), x)
 
     def _penalty(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Logits ``(N, C)`` and the robustness penalty (mean over rows) of inputs ``x``."""
         x = x.detach().requires_grad_(True)
-        theta = self.relevance(x)
-        logits = torch.einsum("ndc,nd->nc", theta, x)
+        all_theta = self._theta(x)
+        logits = self._logits(all_theta, x)
+        theta = all_theta[:, : self.num_features]  # the constant's Jacobian row is 0
         penalty = x.new_zeros(())
         for c in range(self.num_classes):
             (grad,) = torch.autograd.grad(logits[:, c].sum(), x, create_graph=True)
@@ -185,7 +203,6 @@ class SENN(nn.Module, Comparator):
         ``(N,)`` tensor, or None for SENN's predicted class) for inputs ``x`` ``(N, D)``."""
         x = check_inputs(x, self.num_features, "SENN").to(self.device)
         self._check_fitted()
-        theta = self.relevance(x)
-        logits = torch.einsum("ndc,nd->nc", theta, x)
-        targets = resolve_targets(target, logits, "SENN").to(self.device)
-        return theta[torch.arange(len(x), device=self.device), :, targets]
+        theta = self._theta(x)
+        targets = resolve_targets(target, self._logits(theta, x), "SENN").to(self.device)
+        return theta[torch.arange(len(x), device=self.device), : self.num_features, targets]

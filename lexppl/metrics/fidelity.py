@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from lexppl.inputs import as_inputs
 from lexppl.metrics.selection import ArrayLike, _as_tensor
+from lexppl.nets import eval_mode, module_device, module_dtype
 from lexppl.numerics import flush_denormals
 
 __all__ = [
@@ -65,7 +66,16 @@ def _labels(probs: ArrayLike, argname: str) -> torch.Tensor:
         raise ValueError(f"{argname} must have shape (N, C), (S, N, C) or (N,); got a scalar")
     if probs.dim() == 1:  # already class labels
         return _integer_labels(probs, argname)
+    if probs.shape[-1] == 1:
+        raise ValueError(_ONE_COLUMN.format(argname, tuple(probs.shape)))
     return probs.argmax(-1)
+
+
+# The argmax of one column is always 0, so every decision would agree.
+_ONE_COLUMN = (
+    "{} has one output column {}, whose argmax is always class 0: pass probabilities or logits "
+    "of every class (..., C) with C >= 2, or class labels (N,)"
+)
 
 
 def _integer_labels(labels: Tensor, argname: str) -> Tensor:
@@ -122,9 +132,15 @@ def _predict(
     flat = inputs.reshape((-1, *inputs.shape[inputs.dim() - event_ndim :]))
     size = flat.shape[0] if batch_size is None else int(batch_size)
     outs = []
-    with torch.no_grad():
+    # A torch module runs on its own device and dtype, in eval mode (batch norm statistics
+    # untouched, no dropout), as the explainers query black boxes.
+    device = module_device(black_box, flat.device)
+    dtype = module_dtype(black_box, flat.dtype)
+    with torch.no_grad(), eval_mode(black_box):
         for begin in range(0, flat.shape[0], size):
             chunk = flat[begin : begin + size]
+            if isinstance(black_box, nn.Module):
+                chunk = chunk.to(device, dtype)
             out = torch.as_tensor(black_box(chunk)).detach().cpu()
             if out.dim() not in (1, 2) or out.shape[0] != chunk.shape[0]:
                 raise ValueError(
@@ -132,6 +148,8 @@ def _predict(
                     f"logits ({chunk.shape[0]}, C) or class labels ({chunk.shape[0]},); got "
                     f"{tuple(out.shape)}"
                 )
+            if out.dim() == 2 and out.shape[1] == 1:
+                raise ValueError(_ONE_COLUMN.format("black_box's output", tuple(out.shape)))
             outs.append(out.argmax(-1) if out.dim() == 2 else _integer_labels(out, "black_box"))
     return torch.cat(outs).reshape(batch_shape)
 
@@ -340,13 +358,30 @@ def retrained_fidelity(
 
     model = (model_factory or _default_factory)()
     if isinstance(model, nn.Module):
-        num_classes = t_train.shape[1] if t_train.dim() == 2 else int(hard_train.max()) + 1
+        device = next(iter(model.parameters())).device
+        with torch.no_grad(), eval_mode(model):
+            num_classes = model(tr_rows[:1].float().to(device)).shape[-1]
+        labels = torch.cat([hard_train, hard_test.flatten()])
+        num_targets = t_train.shape[1] if t_train.dim() == 2 else int(labels.max()) + 1
+        if num_targets > num_classes or (t_train.dim() == 2 and num_targets != num_classes):
+            raise ValueError(
+                f"the approximator returns {num_classes} logits per row, but the targets have "
+                f"{num_targets} classes"
+            )
         if t_train.dim() == 2:
+            # Soft targets weight a cross-entropy: logits (negative weights) would leave the
+            # loss unbounded below.
+            if not bool((t_train >= 0).all()) or not torch.allclose(
+                t_train.sum(-1).double(), torch.ones(n_train, dtype=torch.float64), atol=1e-3
+            ):
+                raise ValueError(
+                    "targets_train (N, C) must be class probabilities (rows >= 0 summing to 1) "
+                    "to train a torch approximator; apply a softmax to logits first"
+                )
             soft = t_train.to(torch.float32).repeat(reps, 1)
         else:
             soft = torch.nn.functional.one_hot(hard_train, num_classes).to(torch.float32)
         _train_torch(model, tr_rows.float(), soft, epochs, batch_size, lr, seed)
-        device = next(iter(model.parameters())).device
         with torch.no_grad():
             pred = torch.cat(
                 [

@@ -103,16 +103,19 @@ def auroc_per_sample(probs: ArrayLike, y: ArrayLike) -> torch.Tensor:
     """
     Area under the ROC curve for each mask sample.
 
-    For two classes the score is the positive-class column ``probs[..., 1]``.
-    For more classes it is the one-vs-rest micro average, i.e. the AUROC of
-    the flattened one-hot labels against the flattened probabilities, as
-    REAL-X does on MNIST. Computed with :func:`sklearn.metrics.roc_auc_score`.
+    For two classes the score is the margin ``probs[..., 1] - probs[..., 0]``,
+    which ranks instances as the positive-class probability does and as the
+    log-odds do for logits. For more classes it is the one-vs-rest micro
+    average, i.e. the AUROC of the flattened one-hot labels against the
+    flattened probabilities, as REAL-X does on MNIST; pooling scores across
+    rows needs probabilities, so logits are refused there. Computed with
+    :func:`sklearn.metrics.roc_auc_score`.
 
     Parameters
     ----------
     probs : torch.Tensor or numpy.ndarray
-        Class probabilities (or any scores) of shape ``(N, C)`` or
-        ``(S, N, C)``.
+        Class probabilities of shape ``(N, C)`` or ``(S, N, C)``; for two
+        classes, logits too.
     y : torch.Tensor or numpy.ndarray
         Labels of shape ``(N,)`` or soft targets of shape ``(N, C)``.
 
@@ -124,17 +127,24 @@ def auroc_per_sample(probs: ArrayLike, y: ArrayLike) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If the labels contain a single class in the binary case.
+        If the labels contain a single class in the binary case, or if the
+        scores of more than two classes are not probabilities.
     """
     probs, labels = _probs_and_labels(probs, y)
     num_classes = probs.shape[-1]
-    scores = probs.numpy()
+    scores = probs.to(torch.float64).numpy()
     labels = labels.numpy()
     if num_classes == 2:
         if np.unique(labels).size < 2:
             raise ValueError("auroc needs both classes present in y, got a single class")
-        values = [roc_auc_score(labels, s[:, 1]) for s in scores]
+        values = [roc_auc_score(labels, s[:, 1] - s[:, 0]) for s in scores]
     else:
+        if not ((scores >= 0).all() and np.allclose(scores.sum(-1), 1.0, atol=1e-3)):
+            raise ValueError(
+                f"auroc with {num_classes} classes pools the scores of every row, so probs "
+                f"must be class probabilities (rows >= 0 summing to 1); apply a softmax to "
+                f"logits first"
+            )
         one_hot = np.eye(num_classes)[labels]
         values = [roc_auc_score(one_hot, s, average="micro") for s in scores]
     return torch.tensor(values, dtype=torch.float64)
@@ -149,8 +159,8 @@ def auroc(probs: ArrayLike, y: ArrayLike) -> float:
     Parameters
     ----------
     probs : torch.Tensor or numpy.ndarray
-        Class probabilities (or any scores) of shape ``(N, C)`` or
-        ``(S, N, C)``.
+        Class probabilities of shape ``(N, C)`` or ``(S, N, C)``; for two
+        classes, logits too.
     y : torch.Tensor or numpy.ndarray
         Labels of shape ``(N,)`` or soft targets of shape ``(N, C)``.
 

@@ -1,7 +1,7 @@
 """Networks for selectors and predictors."""
 
 from lexppl.nets.conv import ConvPredictor
-from lexppl.nets.device import check_device, module_device
+from lexppl.nets.device import check_device, module_device, module_dtype
 from lexppl.nets.mlp import MLP
 from lexppl.nets.mode import eval_mode
 from lexppl.nets.unet import UNet, UNetSelector
@@ -14,4 +14,5 @@ __all__ = [
     "check_device",
     "eval_mode",
     "module_device",
+    "module_dtype",
 ]

@@ -1,5 +1,5 @@
-"""The device of a torch module the user gave (a black box, an evaluator), so that data can be
-moved to it whichever device they are on."""
+"""The device and dtype of a torch module the user gave (a black box, an evaluator), so that data
+can be moved to it whichever device they are on and whatever precision they chose."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import itertools
 import torch
 from torch import nn
 
-__all__ = ["check_device", "module_device"]
+__all__ = ["check_device", "module_device", "module_dtype"]
 
 
 def module_device(module: object, default: torch.device) -> torch.device:
@@ -17,6 +17,17 @@ def module_device(module: object, default: torch.device) -> torch.device:
     if isinstance(module, nn.Module):
         for tensor in itertools.chain(module.parameters(), module.buffers()):
             return tensor.device
+    return default
+
+
+def module_dtype(module: object, default: torch.dtype) -> torch.dtype:
+    """The dtype of ``module``'s first floating parameter or buffer, in which inputs must reach
+    it (a float64 model refuses float32 inputs); ``default`` for a module without any or for a
+    plain callable."""
+    if isinstance(module, nn.Module):
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
     return default
 
 

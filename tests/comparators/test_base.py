@@ -100,3 +100,23 @@ def test_missing_optional_package_names_the_extra(monkeypatch, name, module, bui
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     with pytest.raises(ImportError, match=rf"{name} needs .*pip install 'lexppl\[comparators\]'"):
         build(comparators)
+
+
+def test_every_comparator_explains_a_float64_model():
+    pytest.importorskip("captum")
+    pytest.importorskip("shap")
+    pytest.importorskip("lime")
+    from lexppl.comparators import LIME, FastSHAP, InputXGradient, KernelSHAP
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(-1)).double()
+    data, x = torch.randn(50, 4), torch.randn(5, 4)
+    comparators = {
+        "InputXGradient": InputXGradient(model),
+        "KernelSHAP": KernelSHAP(model, data),
+        "LIME": LIME(model, data, num_samples=100),
+        "FastSHAP": FastSHAP(model, 4).fit(data, epochs=1),
+    }
+    for name, comparator in comparators.items():
+        scores = comparator.attribute(x)
+        assert scores.shape == (5, 4) and bool(torch.isfinite(scores).all()), name

@@ -55,3 +55,18 @@ def test_gradient_comparators_take_arrays_like_the_other_comparators(linear):
     expected = InputXGradient(linear).attribute(x)
     for rows in (x.numpy().astype("float64"), pandas.DataFrame(x.numpy()), x.tolist()):
         torch.testing.assert_close(InputXGradient(linear).attribute(rows), expected)
+
+
+@pytest.mark.parametrize("method", [InputXGradient, Saliency])
+def test_a_model_in_training_mode_is_explained_in_eval_mode(method):
+    # Batch norm in training mode would update its statistics and normalise each row by the
+    # rest of the batch; the model is queried in eval mode and handed back in its own mode.
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4)).train()
+    x = torch.randn(16, 5)
+    statistics = model[1].running_mean.clone()
+    scores = method(model).attribute(x)
+    torch.testing.assert_close(model[1].running_mean, statistics, rtol=0, atol=0)
+    assert model.training and model[1].training
+    torch.testing.assert_close(method(model).attribute(x[:8]), scores[:8])
+    torch.testing.assert_close(method(model.eval()).attribute(x), scores)

@@ -69,3 +69,10 @@ def test_bad_input_is_rejected(capsys):
     with pytest.raises(ValueError, match=r"shape \(n_samples, n_classes\)"):
         KernelSHAP(lambda a: a.sum(1), x)
     assert capsys.readouterr().out == ""  # our error only, not shap's line on stdout too
+
+
+def test_a_rows_explanation_depends_on_that_row_only():
+    x = torch.randn(100, 12, generator=torch.Generator().manual_seed(6))
+    explainer = KernelSHAP(TwoFeatures(), x, nsamples=100, seed=7)
+    batch = explainer.attribute(x[:3])
+    torch.testing.assert_close(explainer.attribute(x[2:3]), batch[2:], rtol=0, atol=0)

@@ -54,3 +54,13 @@ def test_bad_input_is_rejected():
         LIME(torch.nn.Linear(4, 2), x).attribute(x[:1])
     with pytest.raises(ValueError, match="num_samples must be an int >= 2"):
         LIME(TwoFeatures(), x, num_samples=0)
+
+
+def test_a_rows_explanation_depends_on_that_row_only():
+    # Seeded afresh per row: the same row gives the same scores alone, in a batch and when
+    # explained again, so that max-sensitivity at radius 0 is 0.
+    x = torch.randn(100, 4, generator=torch.Generator().manual_seed(4))
+    lime = LIME(TwoFeatures(), x, num_samples=200, seed=5)
+    batch = lime.attribute(x[:3])
+    torch.testing.assert_close(lime.attribute(x[:3]), batch, rtol=0, atol=0)
+    torch.testing.assert_close(lime.attribute(x[2:3]), batch[2:], rtol=0, atol=0)

@@ -13,11 +13,39 @@ def two_feature_data(n=2000, seed=0):
 
 def test_forward_is_theta_times_x():
     torch.manual_seed(0)
-    senn = SENN(4, 3, hidden=(8,))
+    senn = SENN(4, 3, hidden=(8,), add_bias=False)
     x = torch.randn(5, 4)
     theta = senn.relevance(x)
     assert theta.shape == (5, 4, 3)
     torch.testing.assert_close(senn(x), (theta * x.unsqueeze(-1)).sum(1))
+
+
+def test_forward_adds_the_constant_concepts_relevance():
+    torch.manual_seed(0)
+    senn = SENN(4, 3, hidden=(8,))
+    x = torch.randn(5, 4)
+    theta = senn.parametriser(x).reshape(5, 5, 3)  # features, then the constant
+    torch.testing.assert_close(senn.relevance(x), theta[:, :4])
+    torch.testing.assert_close(senn(x), (theta[:, :4] * x.unsqueeze(-1)).sum(1) + theta[:, 4])
+
+
+def test_senn_explains_a_model_with_intercepts():
+    # A linear softmax model with intercepts: its log-odds against class 0 have slopes
+    # W_c - W_0. Without the constant concept f(0) = 0 for every class and the relevances
+    # absorb the intercepts: relative error 1.67 here with add_bias=False, 0.17 with it.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        linear.bias.copy_(torch.tensor([2.0, -1.0, 0.0]))
+    black_box = torch.nn.Sequential(linear, torch.nn.Softmax(-1))
+    x, test_x = torch.randn(1000, 4), torch.randn(500, 4)
+    senn = SENN(4, 3, hidden=(32,), robustness=0.1)
+    senn.fit(x, black_box=black_box, epochs=15, batch_size=50, lr=3e-3)
+    with torch.no_grad():
+        theta = senn.relevance(test_x)
+    contrasts = theta[..., 1:] - theta[..., :1]  # (N, D, C - 1)
+    slopes = (linear.weight[1:] - linear.weight[:1]).detach().T.expand_as(contrasts)
+    assert float((contrasts - slopes).norm() / slopes.norm()) < 0.4
 
 
 def test_robustness_penalty_is_zero_for_constant_relevances():

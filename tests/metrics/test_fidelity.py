@@ -118,6 +118,29 @@ def test_fidelity_rejects_ambiguous_or_mismatched_outputs():
         black_box_fidelity(_black_box, x, torch.ones(4, 3))
 
 
+def test_fidelity_refuses_a_single_output_column():
+    # The argmax of one column is always 0: every decision would agree (FS-M = FU-M = 1).
+    with pytest.raises(ValueError, match="one output column"):
+        posthoc_accuracy(FULL[:, 1:], FULL[:, 1:])
+    with pytest.raises(ValueError, match="one output column"):
+        fu_m(FULL.argmax(-1), FULL[:, 1:])
+    with pytest.raises(ValueError, match="one output column"):
+        black_box_fidelity(lambda v: _black_box(v)[:, 1:], torch.randn(4, 3), torch.ones(4, 3))
+
+
+def test_fidelity_queries_a_torch_black_box_in_eval_mode_on_its_dtype():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2), torch.nn.Softmax(-1)
+    ).train()
+    x, masks = torch.randn(8, 3), torch.bernoulli(torch.full((5, 8, 3), 0.5))
+    statistics = net[1].running_mean.clone()
+    scores = black_box_fidelity(net, x, masks, batch_size=3)
+    torch.testing.assert_close(net[1].running_mean, statistics, rtol=0, atol=0)
+    assert net.training and scores == black_box_fidelity(net.eval(), x, masks)
+    assert black_box_fidelity(net.double(), x, masks) == scores
+
+
 def test_fidelity_takes_float64_arrays_as_float32_inputs():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(-1))  # float32 weights
@@ -178,6 +201,16 @@ def test_fs_a_with_torch_factory_and_soft_targets():
 
     score = fs_a(x_tr, masks_tr, soft, x_te, masks_te, m_te, factory, epochs=10, lr=0.05)
     assert score > 0.95
+    # Logits as soft targets would weight the cross-entropy negatively: refused.
+    with pytest.raises(ValueError, match="must be class probabilities"):
+        fs_a(x_tr, masks_tr, soft.log(), x_te, masks_te, m_te, factory, epochs=1)
+    # The number of classes is the approximator's, even when the training labels miss one.
+    three = lambda: torch.nn.Linear(4, 3)  # noqa: E731
+    labels_tr, labels_te = m_tr.argmax(-1), m_te.argmax(-1)
+    score = fs_a(x_tr, masks_tr, labels_tr, x_te, masks_te, labels_te, three, epochs=10, lr=0.05)
+    assert score > 0.9
+    with pytest.raises(ValueError, match="returns 3 logits per row, but the targets have 4"):
+        fs_a(x_tr, masks_tr, labels_tr + 2, x_te, masks_te, labels_te, three, epochs=1)
 
 
 # ----------------------------------------------------------------------------- SEN

@@ -61,6 +61,18 @@ def test_auroc_multiclass_micro():
     assert auroc(probs, y) == pytest.approx(np.mean(direct))
 
 
+def test_auroc_of_logits_is_that_of_their_probabilities():
+    # A per-row offset changes logits but not their softmax; binary AUROC ranks by the margin
+    # (the log-odds), and with more classes pooled logits are refused.
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(60, 2, generator=generator) + 3 * torch.randn(60, 1, generator=generator)
+    y = torch.randint(0, 2, (60,), generator=generator)
+    assert auroc(logits, y) == pytest.approx(auroc(logits.softmax(-1), y))
+    assert auroc(logits, y) == pytest.approx(roc_auc_score(y, logits[:, 1] - logits[:, 0]))
+    with pytest.raises(ValueError, match="must be class probabilities"):
+        auroc(torch.randn(40, 4, generator=generator), torch.arange(40) % 4)
+
+
 def test_auroc_single_class():
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
     with pytest.raises(ValueError, match="both classes"):
