@@ -96,9 +96,9 @@ from lexppl.imputers import ConstantImputer
 from lexppl.infer import ConcreteBound
 from lexppl.methods.presets import Method, _check_positive
 from lexppl.models import PixelGrid, SoftTargetLikelihood
-from lexppl.models.groups import FeatureGroups
+from lexppl.models.groups import FeatureGroups, Identity
 from lexppl.models.lex import LEX
-from lexppl.nets import MLP, eval_mode, module_device
+from lexppl.nets import MLP, eval_mode, module_device, module_dtype
 from lexppl.numerics import flush_denormals
 from lexppl.train import FitResult
 
@@ -154,24 +154,28 @@ def _check_probabilities(probs: Tensor, n: int, what: str) -> None:
 
 def black_box_probabilities(black_box: Callable, x: Tensor, batch_size: int = 1000) -> Tensor:
     """
-    The class probabilities :math:`M(x)` of a black box, shape ``(N, C)``, on ``x``'s device.
+    The class probabilities :math:`M(x)` of a black box, shape ``(N, C)``, on ``x``'s device
+    and in its dtype.
 
     :param black_box: a torch module (called in evaluation mode, under ``no_grad``, on the
-        module's device) or any callable taking a batch ``(n, ...)`` — a tensor, which numpy
-        based callables such as scikit-learn's ``predict_proba`` accept — and returning
-        probabilities ``(n, C)`` (tensor or array).
+        module's device and in its dtype) or any callable taking a batch ``(n, ...)`` — a
+        tensor, which numpy based callables such as scikit-learn's ``predict_proba`` accept —
+        and returning probabilities ``(n, C)`` (tensor or array).
     :param x: inputs ``(N, ...)``.
     :raises ValueError: if the output is not a batch of probability vectors.
     """
     if not callable(black_box):
         raise ValueError(f"black_box must be a torch module or a callable; got {black_box!r}.")
+    # A module gets its inputs on its own device and in its own precision (a float64 model
+    # refuses float32 data); the probabilities come back in the data's.
     device = module_device(black_box, x.device)
+    dtype = module_dtype(black_box, x.dtype)
     outs = []
     with torch.no_grad(), eval_mode(black_box):
         for begin in range(0, x.shape[0], batch_size):
             chunk = x[begin : begin + batch_size]
             if isinstance(black_box, nn.Module):
-                out = black_box(chunk.to(device))
+                out = black_box(chunk.to(device=device, dtype=dtype))
             else:
                 out = black_box(chunk.cpu())
             if not isinstance(out, Tensor):
@@ -190,13 +194,16 @@ def gradient_x_input(
     predicted class :math:`c = \arg\max M(x)` (the GI baseline of AIL §4 and its warm-start
     prior, notes §2.4), one score per mask entry.
 
-    :param ~torch.nn.Module black_box: a differentiable torch module returning class
-        probabilities.
+    :param ~torch.nn.Module black_box: a torch module returning class probabilities,
+        differentiable in its input (called in evaluation mode, on its device and in its dtype).
     :param x: inputs ``(N, ...)``.
-    :param groups: for images ``(N, C, H, W)``, the grouping of the mask; the scores are summed
-        over channels and averaged over each group (:meth:`FeatureGroups.pool`). ``None``:
-        one score per feature, ``(N, x[0].numel())``.
-    :returns: non-negative scores ``(N, G)``, detached, on ``x``'s device.
+    :param groups: the grouping of the mask; the scores are averaged over each group
+        (:meth:`FeatureGroups.pool`) and, for groupings shared by the channels of an image
+        (:class:`~lexppl.models.PatchGrid`, :class:`~lexppl.models.PixelGrid`), summed over
+        the channels. ``None``: one score per feature, ``(N, x[0].numel())``.
+    :returns: non-negative scores ``(N, G)``, detached, on ``x``'s device and in its dtype.
+    :raises ValueError: if the black box is not a torch module or is not differentiable in its
+        input (e.g. it embeds token ids).
     """
     if not isinstance(black_box, nn.Module):
         raise ValueError(
@@ -204,22 +211,55 @@ def gradient_x_input(
             f"module, got {type(black_box).__name__}. Pass prior=None or your own prior."
         )
     device = module_device(black_box, x.device)
+    dtype = module_dtype(black_box, x.dtype)
     scores = []
     with eval_mode(black_box):
         for begin in range(0, x.shape[0], batch_size):
-            chunk = x[begin : begin + batch_size].to(device).detach().requires_grad_(True)
+            chunk = x[begin : begin + batch_size].to(device=device, dtype=dtype)
+            chunk = chunk.detach().requires_grad_(True)
             with torch.enable_grad():
                 probs = black_box(chunk)
                 _check_probabilities(probs.detach(), chunk.shape[0], "black_box outputs")
                 top = probs.gather(1, probs.detach().argmax(1, keepdim=True)).sum()
-                (grad,) = torch.autograd.grad(top, chunk)
-            gi = (grad * chunk).abs().detach()
-            if groups is None:
-                gi = gi.flatten(1)
-            else:  # images: sum over channels, then the group means
-                gi = groups.pool(gi.sum(1) if gi.dim() == 4 else gi)
-            scores.append(gi.to(x.device))
+                # allow_unused: a black box that never uses x as a float (x.long() into an
+                # embedding) gets the ValueError below rather than autograd's message.
+                grad = None
+                if top.requires_grad:
+                    (grad,) = torch.autograd.grad(top, chunk, allow_unused=True)
+            if grad is None:
+                raise ValueError(
+                    f"Gradient x Input: the black box {type(black_box).__name__} is not "
+                    "differentiable in its input (its output does not depend on x through "
+                    "autograd, e.g. it embeds x.long() token ids). Pass prior=None to ail() "
+                    "(no warm start) or a callable prior x -> scores (N, G), e.g. gradient x "
+                    "input on the black box's embeddings as the AIL paper does for text. "
+                    "LEXExplainer(method='ail') uses this prior for any torch module black box; "
+                    "give it a plain function instead, e.g. "
+                    "black_box=lambda a: model(torch.as_tensor(a)).detach(), to train without it."
+                )
+            gi = _pool_scores((grad * chunk).abs().detach(), groups)
+            scores.append(gi.to(device=x.device, dtype=x.dtype))
     return torch.cat(scores)
+
+
+def _pool_scores(gi: Tensor, groups: FeatureGroups | None) -> Tensor:
+    # Feature-level scores (n, *input_shape) to one score per mask entry, (n, G).
+    if groups is None or (isinstance(groups, Identity) and groups.input_shape is None):
+        return gi.flatten(1)
+    pooled = groups.pool(gi)
+    # PatchGrid pools only H and W and keeps the channel, (n, C, G): the channels of a pixel
+    # share its mask entry, so their scores add up. Pooling before summing lets groupings with
+    # an entry per channel and pixel (Identity((C, H, W))) keep their channels apart.
+    if pooled.dim() > 2:
+        pooled = pooled.flatten(1, -2).sum(1)
+    if pooled.shape != (gi.shape[0], groups.num_groups):
+        raise ValueError(
+            f"{type(groups).__name__}.pool turned Gradient x Input scores of shape "
+            f"{tuple(gi.shape)} into {tuple(pooled.shape)}, not (N, G) = "
+            f"({gi.shape[0]}, {groups.num_groups}); pass a grouping whose input_shape is the "
+            f"inputs' {tuple(gi.shape[1:])}, or prior=None."
+        )
+    return pooled
 
 
 # ---------------------------------------------------------------------------- the AIL terms
@@ -785,8 +825,9 @@ def ail(
         Fashion-MNIST, 256 ImageNet).
     :param prior: the warm-start prior's scores :math:`s(x)`, ``(N, G)``, with
         :math:`r = \mathrm{softmax}(s)`: ``"gradient_x_input"`` (default, the paper's GI; needs
-        a torch module), a callable ``x -> scores``, or ``None`` (no warm start, the
-        "w/o Prior" ablation).
+        a torch module differentiable in its input), a callable ``x -> scores`` (e.g. GI on the
+        embeddings of a text model, which is not differentiable in its token ids), or ``None``
+        (no warm start, the "w/o Prior" ablation).
     :param float prior_loss_weight: :math:`w_e >= 0` of :math:`\mathcal L_e` (paper: 0, and
         1e-3 for ImageNet).
     :param float temperature: τ of the sampler (paper: 0.5).

@@ -18,7 +18,8 @@ from lexppl.methods.ail_meed import (
     sliced_wasserstein,
     warm_start_weight,
 )
-from lexppl.models import PixelGrid, SoftTargetLikelihood
+from lexppl.models import PatchGrid, PixelGrid, SoftTargetLikelihood
+from lexppl.models.groups import Identity
 
 ail_module = importlib.import_module("lexppl.methods.ail_meed")
 SMALL = dict(selector_hidden=(16,), approximator_hidden=(16,))
@@ -114,6 +115,77 @@ def test_gradient_x_input_matches_the_analytic_gradient():
     assert torch.allclose(pooled, per_feature.sum(1).flatten(1), atol=1e-6)
     with pytest.raises(ValueError, match="torch module"):
         gradient_x_input(lambda x: x, x)
+
+
+def test_gradient_x_input_pools_channel_level_and_patch_groupings():
+    # Identity((C, H, W)) has a mask entry per channel and pixel, so its scores are the
+    # per-feature ones; PatchGrid shares an entry by the channels of a patch: the channel sum of
+    # the patch means. Both give one score per mask entry, (N, G).
+    torch.manual_seed(0)
+    shape = (2, 4, 4)
+    images = torch.randn(3, *shape)
+    black_box = Logistic(torch.randn(32).tolist())
+    per_feature = gradient_x_input(black_box, images)
+    by_feature = gradient_x_input(black_box, images, groups=Identity(shape))
+    assert by_feature.shape == (3, 32)
+    assert torch.allclose(by_feature, per_feature, atol=1e-7)
+    patches = gradient_x_input(black_box, images, groups=PatchGrid(shape, 2))
+    expected = per_feature.reshape(3, 2, 2, 2, 2, 2).mean(dim=(3, 5)).sum(1).flatten(1)
+    assert patches.shape == (3, 4)
+    assert torch.allclose(patches, expected, atol=1e-7)
+    # The default GI prior of ail() with that grouping.
+    method = ail(black_box, shape, 2, k=3, groups=Identity(shape), **SMALL)
+    result = method.train(images, epochs=1, optimizer="adam")
+    assert math.isfinite(result.losses[0])
+    assert method.select(images).shape == (3, 32)
+
+
+class TokenBox(nn.Module):
+    """A text black box on token ids: an embedding of ``x.long()``, not differentiable in x."""
+
+    def __init__(self, vocabulary=20):
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, 4)
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return torch.softmax(self.linear(self.embedding(x.long()).mean(1)), -1)
+
+
+def test_gradient_x_input_names_a_black_box_not_differentiable_in_its_input():
+    torch.manual_seed(0)
+    x = torch.randint(0, 20, (8, 5)).float()
+    black_box = TokenBox()
+    message = "not differentiable in its input.*prior=None"
+    with pytest.raises(ValueError, match=message):
+        gradient_x_input(black_box, x)
+    method = ail(black_box, 5, 2, k=2, **SMALL)
+    with pytest.raises(ValueError, match=message):
+        method.train(x, epochs=1, optimizer="adam")
+    # Frozen weights: the output has no graph at all, same error.
+    black_box.requires_grad_(False)
+    with pytest.raises(ValueError, match=message):
+        gradient_x_input(black_box, x)
+    # The remedy the message gives.
+    method = ail(black_box, 5, 2, k=2, prior=None, **SMALL)
+    assert math.isfinite(method.train(x, epochs=1, optimizer="adam").losses[0])
+
+
+def test_float64_black_box_on_float32_data():
+    # The black box gets the data in its own precision; its outputs come back in the data's.
+    torch.manual_seed(0)
+    x = torch.randn(10, 3)
+    weights = [1.0, -2.0, 0.5]
+    black_box = Logistic(weights).double()
+    probs = ail_module.black_box_probabilities(black_box, x)
+    assert probs.dtype == torch.float32
+    assert torch.allclose(probs, Logistic(weights)(x), atol=1e-6)
+    scores = gradient_x_input(black_box, x)
+    assert scores.dtype == torch.float32
+    assert torch.allclose(scores, gradient_x_input(Logistic(weights), x), atol=1e-6)
+    method = ail(black_box, 3, 2, k=1, **SMALL)
+    assert math.isfinite(method.train(x, epochs=1, optimizer="adam").losses[0])
+    assert method.select(x).shape == (10, 3)
 
 
 # ---------------------------------------------------------------------------- the method
