@@ -6,11 +6,13 @@ An imputer turns an input ``x`` and a mask ``z`` (1 = kept, 0 = turned off) into
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import sklearn.exceptions
 import torch
 from pyro.distributions import TorchDistribution, constraints
+from pyro.infer.util import is_validation_enabled
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
 
@@ -42,10 +44,16 @@ class ImputedDistribution(TorchDistribution):
     ``log_prob`` is the density of the *imputed* coordinates only (the kept ones are a point
     mass at ``x``); it needs ``fill`` to factorise over coordinates (an ``Independent``
     wrapper), and returns ``-inf`` where a kept coordinate differs from ``x``.
+
+    ``mask(False)`` returns an unscored copy whose ``log_prob`` is zero without being computed,
+    as for Pyro's :class:`~pyro.distributions.MaskedDistribution`, but which is still an
+    ``ImputedDistribution`` (with ``x``, ``z`` and ``fill``); :class:`~lexppl.models.LEX` samples
+    its ``"imputation"`` site from such a copy.
     """
 
     arg_constraints: ClassVar[dict] = {}
     has_rsample = True
+    _scored = True
 
     def __init__(self, x: Tensor, z: Tensor, fill: Distribution, validate_args=None) -> None:
         event_dim = len(fill.event_shape)
@@ -61,8 +69,19 @@ class ImputedDistribution(TorchDistribution):
         new = self._get_checked_instance(ImputedDistribution, _instance)
         new.x, new.z = self.x, self.z
         new.fill = self.fill.expand(batch_shape)
+        new._scored = self._scored
         super(ImputedDistribution, new).__init__(batch_shape, self.event_shape, validate_args=False)
         return new
+
+    def mask(self, mask):
+        # Pyro evaluates log_prob even at a site that poutine.mask excludes, and most fills
+        # (mixtures, resampled rows, VAEAC) have no density; Pyro's MaskedDistribution would skip
+        # it but hide x, z and fill from readers of the trace (e.g. ConcreteBound).
+        if mask is not False:
+            return super().mask(mask)
+        unscored = copy.copy(self)
+        unscored._scored = False
+        return unscored
 
     @property
     def support(self):
@@ -78,6 +97,9 @@ class ImputedDistribution(TorchDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         fill, event_dim = self.fill, len(self.event_shape)
+        if not self._scored:
+            shape = torch.broadcast_shapes(self.batch_shape, value.shape[: value.dim() - event_dim])
+            return value.new_zeros(()).expand(shape)
         while isinstance(fill, Independent):
             fill = fill.base_dist
         if len(fill.event_shape) != 0:
@@ -119,9 +141,13 @@ class Imputer(nn.Module):
         return int(self.num_features_) >= 0
 
     def fit(self, X: Tensor) -> Imputer:
-        """Record the feature count of ``X`` (subclasses also learn from it); returns ``self``."""
+        """Record the feature count of ``X`` (subclasses also learn from it); returns ``self``.
+
+        The imputer then accepts inputs of any shape ``(N, ...)`` with that many features per
+        row, matched in row-major order: e.g. fitted on flat rows ``(n, 9)``, it imputes images
+        ``(N, 1, 3, 3)``."""
         X = _check_data(X, type(self).__name__)
-        self.num_features_.fill_(X[0].numel())
+        self.num_features_.fill_(X.shape[1:].numel())
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -141,19 +167,37 @@ class Imputer(nn.Module):
         name = type(self).__name__
         if self.requires_fit and not self.is_fitted:
             raise NotFittedError(f"{name} is not fitted: call {name}.fit(X) with training data.")
-        if self.is_fitted and x[0].numel() != int(self.num_features_):
+        num_features = x.shape[1:].numel()  # not x[0]: an empty batch (0, ...) is valid
+        if self.is_fitted and num_features != int(self.num_features_):
             raise ValueError(
                 f"{name} was fitted on inputs with {int(self.num_features_)} features but got "
-                f"inputs with {x[0].numel()} features (x.shape={tuple(x.shape)})."
+                f"inputs with {num_features} features (x.shape={tuple(x.shape)})."
+            )
+        x = _floating(x)  # as fit does: integer fills would be truncated (0.5 imputes 0)
+        # Checked only under Pyro's validation (on by default): this runs at every step. A NaN
+        # even at a turned-off feature would poison the imputation, since 0 * NaN = NaN.
+        if is_validation_enabled() and not torch.isfinite(x).all():
+            raise ValueError(
+                f"{name} got inputs containing NaN or infinite values (x.shape="
+                f"{tuple(x.shape)}); every feature must be finite, also those it imputes."
             )
         z = z.to(dtype=x.dtype)
         return ImputedDistribution(x, z, self.fill_distribution(x, z))
 
 
+def _in_layout(values: Tensor, x: Tensor, leading: int = 0) -> Tensor:
+    """Fitted per-feature ``values`` (after ``leading`` dims, e.g. the rows' index) in the layout
+    of the inputs ``x``, which may differ from the fit data's with the same feature count."""
+    return values.reshape(values.shape[:leading] + x.shape[1:])
+
+
+def _floating(x: Tensor) -> Tensor:
+    """``x``, cast to the default float dtype when it holds integers (or booleans)."""
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
 def _check_data(X, name: str) -> Tensor:
-    X = torch.as_tensor(X)
-    if not X.is_floating_point():
-        X = X.float()
+    X = _floating(torch.as_tensor(X))
     if X.dim() < 2 or X.shape[0] == 0:
         raise ValueError(
             f"{name}.fit expects data of shape (n_samples, ...); got {tuple(X.shape)}."

@@ -7,7 +7,7 @@ from pyro.distributions import Delta
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from lexppl.imputers.base import Imputer, _check_data
+from lexppl.imputers.base import Imputer, _check_data, _in_layout
 
 __all__ = ["ConstantImputer", "MeanImputer"]
 
@@ -54,3 +54,8 @@ class MeanImputer(ConstantImputer):
         super().fit(X)
         self.value = X.mean(0).to(self.value.device)
         return self
+
+    def fill_distribution(self, x: Tensor, z: Tensor) -> Distribution:
+        shape = torch.broadcast_shapes(x.shape, z.shape)
+        value = _in_layout(self.value.to(x.dtype), x)
+        return Delta(value.expand(shape)).to_event(x.dim() - 1)

@@ -12,7 +12,7 @@ from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
-from lexppl.imputers.base import Imputer, _check_data
+from lexppl.imputers.base import Imputer, _check_data, _floating, _in_layout
 from lexppl.imputers.gaussian_mixture import (
     GaussianMixtureImputer,
     _fill_shapes,
@@ -203,7 +203,8 @@ class GMMDatasetImputer(GaussianMixtureImputer):
             weights = (log_density - log_density.max(-1, keepdim=True).values).exp()
             counts = torch.full_like(counts, float(flat.shape[0]))
         device, dtype = self.means.device, self.means.dtype
-        self.rows = rows.detach().to(device=device, dtype=dtype).clone()
+        # The rows keep their dtype (as MarginalImputer's): imputations copy them exactly.
+        self.rows = rows.detach().to(device=device).clone()
         self.labels = labels.to(device)
         self.counts = counts.to(device=device, dtype=dtype)
         self.cdf = _stacked_cdf(weights).to(device)
@@ -215,9 +216,8 @@ class GMMDatasetImputer(GaussianMixtureImputer):
         return logits - logits.logsumexp(-1, keepdim=True)
 
     def fill_distribution(self, x: Tensor, z: Tensor) -> Distribution:
-        return _ClusterResampling(
-            self.component_log_posterior(x, z), self.rows.to(x.dtype), self.cdf
-        )
+        rows = _in_layout(self.rows.to(x.dtype), x, leading=1)
+        return _ClusterResampling(self.component_log_posterior(x, z), rows, self.cdf)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, resampling={self.resampling!r}"
@@ -301,7 +301,7 @@ class KMeansDatasetImputer(Imputer):
         labels = torch.as_tensor(kmeans.predict(rows_flat), dtype=torch.long)
         device, dtype = self.centers.device, torch.get_default_dtype()
         self.centers = torch.as_tensor(np.asarray(kmeans.cluster_centers_), dtype=dtype).to(device)
-        self.rows = rows.detach().to(device=device, dtype=dtype).clone()
+        self.rows = rows.detach().to(device=device).clone()  # exact copies: keep the dtype
         self.labels = labels.to(device)
         self.counts = torch.bincount(labels, minlength=self.n_clusters).to(device, dtype)
         weights = torch.nn.functional.one_hot(labels, self.n_clusters).T
@@ -314,8 +314,9 @@ class KMeansDatasetImputer(Imputer):
 
         :param x: inputs ``(N, ...)``. :param z: masks broadcastable to ``x``; 1 = kept.
         """
+        x = _floating(x)
         batch_shape, event_shape = _fill_shapes(x, z)
-        x_flat = x.detach().reshape(x.shape[0], -1)
+        x_flat = x.detach().flatten(1)  # not reshape(N, -1), ambiguous for N = 0
         z_flat = _flat_mask(z.detach().to(x.dtype), batch_shape, event_shape)
         with torch.no_grad():
             squares = (x_flat[:, None, :] - self.centers.to(x.dtype)).square()  # (N, K, F)
@@ -327,7 +328,7 @@ class KMeansDatasetImputer(Imputer):
         distances = distances.masked_fill(counts == 0, float("inf"))
         nearest = distances <= distances.min(-1, keepdim=True).values
         logits = torch.where(nearest, counts.log(), torch.full_like(distances, float("-inf")))
-        return _ClusterResampling(logits, self.rows.to(x.dtype), self.cdf)
+        return _ClusterResampling(logits, _in_layout(self.rows.to(x.dtype), x, leading=1), self.cdf)
 
     def extra_repr(self) -> str:
         return f"n_clusters={self.n_clusters}, fitted={self.is_fitted}"

@@ -18,7 +18,7 @@ from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
-from lexppl.imputers.base import Imputer, _check_data
+from lexppl.imputers.base import Imputer, _check_data, _floating
 
 __all__ = ["GaussianMixtureImputer", "GaussianMixtureMeansImputer"]
 
@@ -50,7 +50,8 @@ def _masked_sum(z: Tensor, table: Tensor, batch_shape: torch.Size) -> Tensor:
     num_components, num_features = table.shape[1:]
     rows = batch_shape[-1] if len(batch_shape) else 1
     table = table.expand(rows, num_components, num_features)
-    zf = z.reshape(-1, rows, num_features).transpose(0, 1)  # (N, M, F)
+    particles = batch_shape[:-1].numel()  # explicit, not -1: N = 0 (an empty batch) is valid
+    zf = z.reshape(particles, rows, num_features).transpose(0, 1)  # (N, M, F)
     out = torch.bmm(zf, table.transpose(1, 2))  # (N, M, C)
     return out.transpose(0, 1).reshape((*batch_shape, num_components))
 
@@ -290,8 +291,9 @@ class GaussianMixtureImputer(Imputer):
             ``(L, N, ...)``); 1 = kept.
         :returns: ``batch_shape + (C,)`` with ``batch_shape = broadcast(x, z)`` batch dims.
         """
+        x = _floating(x)
         batch_shape, event_shape = _fill_shapes(x, z)
-        x_flat = x.detach().reshape(x.shape[0], -1)
+        x_flat = x.detach().flatten(1)  # not reshape(N, -1), ambiguous for N = 0
         z_flat = _flat_mask(z.detach().to(x.dtype), batch_shape, event_shape)
         means, variances = self.means.to(x.dtype), self.variances.to(x.dtype)
         with torch.no_grad():

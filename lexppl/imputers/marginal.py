@@ -9,7 +9,7 @@ from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 from torch.distributions import Distribution
 
-from lexppl.imputers.base import Imputer, _check_data
+from lexppl.imputers.base import Imputer, _check_data, _in_layout
 
 __all__ = ["MarginalImputer"]
 
@@ -67,4 +67,4 @@ class MarginalImputer(Imputer):
 
     def fill_distribution(self, x: Tensor, z: Tensor) -> Distribution:
         batch_shape = torch.broadcast_shapes(x.shape, z.shape)[: -(x.dim() - 1)]
-        return _RowResampling(self.rows.to(x.dtype), batch_shape)
+        return _RowResampling(_in_layout(self.rows.to(x.dtype), x, leading=1), batch_shape)

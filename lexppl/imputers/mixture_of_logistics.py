@@ -128,7 +128,10 @@ class _MixtureFill(TorchDistribution):
 
     @torch.no_grad()
     def sample(self, sample_shape=_EMPTY) -> Tensor:
-        component = Categorical(logits=self.logits).sample(torch.Size(sample_shape))
+        # The imputer computed these logits: no argument check (as in the other imputers'
+        # samplers), since torch's fails on an empty batch.
+        posterior = Categorical(logits=self.logits, validate_args=False)
+        component = posterior.sample(torch.Size(sample_shape))
         loc = self.loc[component]  # sample_shape + batch_shape + (D,)
         if self.means:
             fill = loc.clamp(0.0, 1.0)
@@ -363,7 +366,7 @@ class MixtureOfLogisticsImputer(Imputer):
         event_dim = x.dim() - 1
         shape = torch.broadcast_shapes(x.shape, z.shape)
         batch_shape = shape[: len(shape) - event_dim]
-        num_features = x[0].numel()
+        num_features = x.shape[1:].numel()
         with torch.no_grad():
             loc = self.loc.to(x.dtype)
             log_scale = self.log_scale.to(x.dtype)

@@ -284,7 +284,8 @@ class VAEACImputer(Imputer):
         X = _check_data(X, type(self).__name__)
         super().fit(X)
         device = self.num_features_.device
-        X = X.flatten(1).to(device)
+        # The networks are built in the default dtype: float64 data (e.g. numpy) is cast to it.
+        X = X.flatten(1).to(device=device, dtype=torch.get_default_dtype())
         std = X.std(0) if X.shape[0] > 1 else torch.ones_like(X[0])
         self.shift = X.mean(0)
         self.scale = torch.where(std > 1e-6, std, torch.ones_like(std))
@@ -327,7 +328,7 @@ class VAEACImputer(Imputer):
         event_dim = x.dim() - 1
         shape = torch.broadcast_shapes(x.shape, z.shape)
         batch_shape = shape[: len(shape) - event_dim]
-        num_features = x[0].numel()
+        num_features = x.shape[1:].numel()
         dtype = self.shift.dtype  # the networks' dtype; samples are cast back to x's
         with torch.no_grad():
             flat = (*batch_shape, num_features)

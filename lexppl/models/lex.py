@@ -68,7 +68,9 @@ class LEX(PyroModule):
     ``pyro.plate("data", N, dim=-1)``:
 
     - ``"mask"``: :math:`z \sim p_\gamma(\cdot|x)`, batch ``(L, N)``, event ``(D,)``;
-    - ``"imputation"``: :math:`\tilde x \sim p_\iota(\cdot|x, z)`, batch ``(K, L, N)``;
+    - ``"imputation"``: :math:`\tilde x \sim p_\iota(\cdot|x, z)`, batch ``(K, L, N)``; never
+      scored (its distribution is ``mask(False)``): every proposal draws it from the model, so
+      its density cancels, and most multiple imputers have none;
     - ``"y"``: :math:`y \sim` ``likelihood(predictor(x̃))``, observed when ``y`` is given;
     - ``"penalty"``: a ``pyro.factor`` with :math:`-\lambda \mathbb E[R(z)]` when a regulariser is
       set (paper eq. 6).
@@ -221,9 +223,13 @@ class LEX(PyroModule):
                 z = pyro.sample(self.site("mask"), prior, infer={"lex": MASK})
                 z_features = self._feature_mask(z)
                 with _plate(self.site("imputations"), num_imputations, dim=-3):
+                    # Masked out of every log density (also in prior_guide, which runs this
+                    # model): proposed from the model, its terms cancel, and most multiple
+                    # imputers have no density. Pyro would still evaluate log_prob under
+                    # poutine.mask(False), hence the distribution's own mask.
                     x_tilde = pyro.sample(
                         self.site("imputation"),
-                        self.imputer(x, z_features),
+                        self.imputer(x, z_features).mask(False),
                         infer={"lex": IMPUTATION},
                     )
                     params = self._predictor_output(x_tilde, z_features, event_dim)

@@ -115,6 +115,19 @@ def test_seeding_reproduces_draws_and_state_dict_round_trips(make):
 
 
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_float64_rows_are_copied_exactly(make):
+    # The stored rows keep their dtype, as MarginalImputer's: no float32 rounding.
+    rows, _ = clustered()
+    rows = rows.double() / 3
+    imputer = make().fit(rows)
+    assert imputer.rows.dtype == torch.float64
+    x, z = rows[:4], torch.zeros(50, 4, 3, dtype=torch.float64)
+    draws = imputer(x, z).sample()
+    assert draws.dtype == torch.float64
+    assert (row_indices(draws, rows) >= 0).all()
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_errors_are_clear(make):
     with pytest.raises(NotFittedError, match="not fitted"):
         make()(torch.zeros(2, 3), torch.zeros(2, 3))

@@ -1,17 +1,38 @@
 import math
 
+import pyro
 import pytest
 import torch
+from pyro.distributions import MaskedDistribution
 
 from lexppl.imputers import (
     ConstantImputer,
     GaussianImputer,
+    GaussianMixtureImputer,
+    GMMDatasetImputer,
+    ImputedDistribution,
+    KMeansDatasetImputer,
     MarginalImputer,
     MeanImputer,
+    MixtureOfLogisticsImputer,
     NotFittedError,
+    VAEACImputer,
 )
 
 N, D = 6, 5
+
+#: Every imputer, fitted (small, fast fits) on data ``X`` of intensities in [0, 1].
+SMALL_FITS = {
+    "constant": lambda X: ConstantImputer(0.5),
+    "mean": lambda X: MeanImputer().fit(X),
+    "gaussian": lambda X: GaussianImputer().fit(X),
+    "marginal": lambda X: MarginalImputer().fit(X),
+    "gmm": lambda X: GaussianMixtureImputer(2).fit(X),
+    "gmm-dataset": lambda X: GMMDatasetImputer(2).fit(X),
+    "kmeans-dataset": lambda X: KMeansDatasetImputer(2).fit(X),
+    "mixture-of-logistics": lambda X: MixtureOfLogisticsImputer(2, epochs=1).fit(X),
+    "vaeac": lambda X: VAEACImputer(latent_dim=2, hidden=8, epochs=1).fit(X),
+}
 
 
 def fitted(imputer):
@@ -120,3 +141,101 @@ def test_fitted_state_round_trips_through_state_dict():
     restored = MeanImputer()
     restored.load_state_dict(mean.state_dict())
     assert torch.equal(restored.value, mean.value)
+
+
+def test_gaussian_fit_needs_two_rows():
+    # The standard deviation of one row is NaN: refused at fit, not found at the first draw.
+    with pytest.raises(ValueError, match=r"GaussianImputer\.fit needs at least 2 rows"):
+        GaussianImputer().fit(torch.randn(1, D))
+    assert torch.isfinite(GaussianImputer().fit(torch.randn(2, D)).scale).all()
+
+
+@pytest.mark.parametrize("name", list(SMALL_FITS))
+def test_an_empty_batch_gives_empty_imputations(name):
+    imputer = SMALL_FITS[name](torch.rand(40, D))
+    draws = imputer(torch.empty(0, D), torch.ones(3, 0, D)).sample((2,))
+    assert draws.shape == (2, 3, 0, D)
+
+
+@pytest.mark.parametrize("name", list(SMALL_FITS))
+def test_integer_inputs_are_cast_to_float_as_in_fit(name):
+    imputer = SMALL_FITS[name](torch.randint(0, 2, (40, D)))
+    x, z = torch.randint(0, 2, (4, D)), torch.randint(0, 2, (3, 4, D))
+    pyro.set_rng_seed(0)
+    draws = imputer(x, z).sample()
+    pyro.set_rng_seed(0)
+    expected = imputer(x.float(), z.float()).sample()
+    assert draws.dtype == torch.get_default_dtype()
+    assert torch.equal(draws, expected)  # e.g. ConstantImputer(0.5) fills 0.5, not int 0
+
+
+@pytest.mark.parametrize("name", list(SMALL_FITS))
+def test_non_finite_inputs_raise_only_under_validation(name):
+    data = torch.rand(40, D)
+    imputer = SMALL_FITS[name](data)
+    x = data[:2].clone()
+    x[0, -1], x[1, -1] = float("nan"), float("inf")
+    z = torch.ones(2, D)
+    z[:, -1] = 0.0  # the bad values are at features to impute, where 0 * NaN = NaN
+    with pytest.raises(ValueError, match=f"{type(imputer).__name__} got inputs containing NaN"):
+        imputer(x, z)
+    with pyro.validation_enabled(False):  # the check is skipped for speed, as Pyro's
+        imputer(x, z)
+
+
+@pytest.mark.parametrize("name", list(SMALL_FITS))
+@pytest.mark.parametrize("fit_shape, use_shape", [((9,), (1, 3, 3)), ((1, 3, 3), (9,))])
+def test_inputs_of_another_layout_with_the_fitted_feature_count(name, fit_shape, use_shape):
+    # Fitted on flat rows and used on images (or the reverse), the features match in row-major
+    # order: the same draws as in the fit data's own layout.
+    data = torch.rand(40, 9)
+    imputer = SMALL_FITS[name](data.reshape(40, *fit_shape))
+    x, z = data[:4], torch.bernoulli(torch.full((3, 4, 9), 0.5))
+    pyro.set_rng_seed(0)
+    draws = imputer(x.reshape(4, *use_shape), z.reshape(3, 4, *use_shape)).sample()
+    pyro.set_rng_seed(0)
+    expected = imputer(x.reshape(4, *fit_shape), z.reshape(3, 4, *fit_shape)).sample()
+    assert draws.shape == (3, 4, *use_shape)
+    assert torch.equal(draws.reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        MeanImputer,
+        GaussianImputer,
+        MarginalImputer,
+        lambda: GMMDatasetImputer(2),
+        lambda: KMeansDatasetImputer(2),
+    ],
+    ids=["mean", "gaussian", "marginal", "gmm-dataset", "kmeans-dataset"],
+)
+def test_an_imputer_restored_from_a_checkpoint_takes_another_layout(make):
+    source = make().fit(torch.rand(40, 9))
+    restored = make()
+    restored.load_state_dict(source.state_dict())
+    x, z = torch.rand(4, 9), torch.bernoulli(torch.full((4, 9), 0.5))
+    pyro.set_rng_seed(0)
+    draws = restored(x.reshape(4, 1, 3, 3), z.reshape(4, 1, 3, 3)).sample()
+    pyro.set_rng_seed(0)
+    assert torch.equal(draws.reshape(4, 9), source(x, z).sample())
+
+
+def test_an_imputation_masked_by_false_is_unscored_but_keeps_its_parts():
+    # LEX samples its imputation site from imputer(x, z).mask(False): Pyro's ELBOs then skip
+    # a log-density that fills such as resampled rows do not have.
+    imputer = MarginalImputer().fit(torch.randn(7, D))
+    x, z = torch.randn(N, D), torch.bernoulli(torch.full((N, D), 0.5))
+    imputed = imputer(x, z)
+    value = imputed.sample()
+    with pytest.raises(NotImplementedError, match="factorises"):
+        imputed.log_prob(value)
+    unscored = imputed.mask(False).expand((3, N))
+    assert isinstance(unscored, ImputedDistribution)
+    assert unscored.x is x and unscored.z is imputed.z
+    assert torch.equal(unscored.fill.rows, imputer.rows)
+    assert torch.equal(unscored.log_prob(value), torch.zeros(3, N))
+    assert unscored.sample().shape == (3, N, D)
+    gaussian = GaussianImputer()(x, z)
+    assert torch.equal(gaussian.log_prob(value), gaussian.mask(True).log_prob(value))
+    assert isinstance(gaussian.mask(z[:, 0] > 0.5), MaskedDistribution)

@@ -97,6 +97,16 @@ def test_fit_is_seeded_and_several_vaeacs_coexist():
     assert a.elbos_ == b.elbos_ and a.elbos_ != c.elbos_
 
 
+def test_fit_takes_float64_data():
+    # e.g. a numpy array passed straight in: cast to the networks' (default) dtype.
+    data = _digits()[0][:100].double().numpy()
+    imputer = VAEACImputer(latent_dim=2, hidden=8, epochs=1).fit(data)
+    assert imputer.shift.dtype == imputer.prior_net[0].weight.dtype == torch.float32
+    x = torch.as_tensor(data[:3])
+    draws = imputer(x, torch.zeros_like(x)).sample()
+    assert draws.dtype == torch.float64 and torch.isfinite(draws).all()
+
+
 def test_errors():
     x = _digits()[0][:20]
     with pytest.raises(NotFittedError, match="not fitted"):
