@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import numbers
 import os
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pyro
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, r2_score
@@ -19,6 +22,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
+from lexppl._version import __version__
 from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lexppl.distributions import IndependentBernoulli, KSubset
 from lexppl.imputers import (
@@ -189,8 +193,8 @@ def _check_option_types(explainer: LEXExplainer) -> None:
         if not ok or not 0 <= value < math.inf:
             raise ValueError(f"{name} must be a number >= 0; got {value!r}.")
     for name, low in (*_COUNT_OPTIONS.items(), ("seed", 0)):
-        value = getattr(explainer, name)  # a Python int, as lexppl.fit and the bounds take
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        value = getattr(explainer, name)  # numpy ints too, as a parameter grid gives them
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
     for name in _FLAG_OPTIONS:
         value = getattr(explainer, name)
@@ -213,9 +217,57 @@ def _check_option_types(explainer: LEXExplainer) -> None:
 
 
 def _choice(kind: str, value: Any, table) -> Any:
-    if value not in table:
-        raise ValueError(f"Unknown {kind} {value!r}; valid choices are {sorted(table)}.")
-    return table[value]
+    try:
+        return table[value]
+    except (KeyError, TypeError):  # TypeError: a list or dict, e.g. from a TOML config
+        raise ValueError(f"Unknown {kind} {value!r}; valid choices are {sorted(table)}.") from None
+
+
+def _plain(value: Any) -> Any:
+    """An option as plain Python: numpy scalars as Python numbers, sequences (layer sizes) as
+    lists. The bounds and lexppl.fit take Python ints, and a checkpoint loaded with
+    ``torch.load(weights_only=True)`` can hold nothing else."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list, range, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fitted_attributes(explainer: LEXExplainer) -> dict[str, Any]:
+    return {k: v for k, v in vars(explainer).items() if k.endswith("_") and not k.startswith("_")}
+
+
+@contextlib.contextmanager
+def _caller_rng():
+    """Hand the global random generators back as they were found. Training seeds torch, numpy
+    and ``random`` from ``seed``; left so, the caller's code would replay the same draws after
+    every fit (e.g. a bootstrap loop)."""
+    rng = pyro.util.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        pyro.util.set_rng_state(rng)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def _fitting(explainer: LEXExplainer):
+    """A fit from a clean slate that leaves no trace when it fails (the previous fit stays
+    whole), with the caller's random generators kept (:func:`_caller_rng`)."""
+    previous = _fitted_attributes(explainer)
+    for name in previous:  # a refit starts clean: no classes_ left over for regression
+        delattr(explainer, name)
+    with _caller_rng():
+        try:
+            yield
+        except BaseException:
+            for name in _fitted_attributes(explainer):
+                delattr(explainer, name)
+            vars(explainer).update(previous)
+            raise
 
 
 class LEXExplainer(BaseEstimator):
@@ -325,6 +377,10 @@ class LEXExplainer(BaseEstimator):
     n_features_in_ : int
     losses_ : list of float
         Mean training loss (negated bound) per epoch.
+    fitted_params_ : dict
+        The options the model was fitted with (:meth:`get_params` at ``fit``, as plain
+        Python): what :meth:`save` writes and the fitted model's methods read, whatever
+        :meth:`set_params` changes afterwards.
     """
 
     def __init__(
@@ -505,7 +561,7 @@ class LEXExplainer(BaseEstimator):
                 **sizes,
             )
         if name == "realx":
-            epochs = self.pretrain_epochs or self.epochs
+            epochs = int(self.pretrain_epochs or self.epochs)
             return realx(
                 n_features,
                 n_outputs,
@@ -619,10 +675,21 @@ class LEXExplainer(BaseEstimator):
         """
         self._validate_params()
         X = self._check_X(X, fitting=True)
-        if self.method != "lex":
-            self._fit_method(X, y, black_box)
+        with _fitting(self):
+            self.fitted_params_ = {k: _plain(v) for k, v in self.get_params().items()}
+            if self.method != "lex":
+                self._fit_method(X, y, black_box)
+            else:
+                self._fit_lex(X, y, imputer_data, black_box)
             self._check_selection(X)
-            return self
+        return self
+
+    def _options(self) -> SimpleNamespace:
+        """The fitted options (:attr:`fitted_params_`) as attributes, with ``n_features_in_``:
+        what the estimator table's constructors read."""
+        return SimpleNamespace(**self.fitted_params_, n_features_in_=self.n_features_in_)
+
+    def _fit_lex(self, X: Tensor, y, imputer_data, black_box) -> None:
         self.regime_ = self._resolve_regime(y, black_box)
         self.n_features_in_ = X.shape[1]
         fixed_predictor = black_box if self.regime_ in ("self", "fixed-theta") else None
@@ -640,33 +707,32 @@ class LEXExplainer(BaseEstimator):
                     f"sorted classes of y."
                 )
         n_outputs = len(self.classes_) if self.task == "classification" else 1
-        torch.manual_seed(self.seed)
+        torch.manual_seed(int(self.seed))
         self.model_ = self._build(self.n_features_in_, n_outputs, fixed_predictor)
         imputer = self.model_.imputer
         if imputer.requires_fit or self.imputer == "gaussian":
             imputer.fit(
                 X if imputer_data is None else self._check_X(imputer_data, name="imputer_data")
             )
-        settings = self._fit_settings()
-        if self.pretrain_epochs and fixed_predictor is None:
-            pretrain_predictor(self.model_, X, y, epochs=self.pretrain_epochs, **settings)
-        bound = _choice("estimator", self.estimator, ESTIMATORS)(self)
+        settings, options = self._fit_settings(), self._options()
+        if options.pretrain_epochs and fixed_predictor is None:
+            pretrain_predictor(self.model_, X, y, epochs=options.pretrain_epochs, **settings)
+        bound = _choice("estimator", self.estimator, ESTIMATORS)(options)
         fix = self.fix_predictor or fixed_predictor is not None
         freeze = ("predictor",) if fix else ()
         trainer = fit_bayesian if self.bayesian else fit
-        result = trainer(self.model_, bound, X, y, epochs=self.epochs, freeze=freeze, **settings)
+        result = trainer(self.model_, bound, X, y, epochs=options.epochs, freeze=freeze, **settings)
         self.losses_ = result.losses
-        self._check_selection(X)
-        return self
 
     def _fit_settings(self) -> dict[str, Any]:
         """The keyword arguments of :func:`lexppl.fit` that the explainer's options set."""
+        options = self.fitted_params_
         settings = dict(
-            batch_size=self.batch_size,
+            batch_size=options["batch_size"],
             lr=self.lr,
             weight_decay=self.weight_decay,
             device=self.device,
-            seed=self.seed,
+            seed=options["seed"],
             progress=self.verbose,
         )
         if self.distributed:  # method="lex" only (checked in _validate_params)
@@ -701,10 +767,10 @@ class LEXExplainer(BaseEstimator):
         else:
             targets = self._encode_y(y, X.shape[0])
             self.regime_ = "in-situ"
-        torch.manual_seed(self.seed)
+        torch.manual_seed(int(self.seed))
         method = self._build_method(self.n_features_in_, len(self.classes_), black_box)
         self.model_ = method.model
-        settings = dict(epochs=self.epochs, **self._fit_settings())
+        settings = dict(epochs=self.fitted_params_["epochs"], **self._fit_settings())
         if name == "ail":
             settings["optimizer"] = "adam"
         result = method.train(X, targets, **settings)
@@ -723,7 +789,7 @@ class LEXExplainer(BaseEstimator):
             return
         empty, probability = 0, 0.0
         with torch.no_grad():
-            for batch in X.split(self.batch_size):  # batches, not rows
+            for batch in X.split(int(self.batch_size)):  # batches, not rows
                 # Bernoulli masks: select() keeps the features with probability > 1/2 (under
                 # the posterior too, with bayesian=True)
                 probs = self.model_.importance(batch.to(self.device)).flatten(1)
@@ -775,26 +841,41 @@ class LEXExplainer(BaseEstimator):
         x = self._tensor(X)
         return self.model_.selection(x).cpu().numpy().astype(np.int64)
 
+    def _fitted(self, name: str) -> Any:
+        """The option ``name`` the model was fitted with (:attr:`fitted_params_`)."""
+        check_is_fitted(self, "model_")
+        return self.fitted_params_[name]
+
+    def _average(self, x: Tensor, num_samples: int, num_imputations: int = 1) -> Tensor:
+        # Masks (and imputations) drawn from ``seed``, as scikit-learn's predictions are
+        # repeatable: the same X gives the same answer on every call. The caller's random
+        # generators are left as they were.
+        with _caller_rng():
+            pyro.set_rng_seed(self._fitted("seed"))
+            return self.model_.predict(x, num_samples, num_imputations)
+
     def predict_proba(self, X, num_samples: int = 100) -> np.ndarray:
-        """Class probabilities averaged over ``num_samples`` masks, (n_samples, n_classes)."""
-        if self.task != "classification":
+        """Class probabilities averaged over ``num_samples`` masks, (n_samples, n_classes);
+        the masks are drawn from ``seed``, so the same X gives the same probabilities."""
+        if self._fitted("task") != "classification":
             raise ValueError("predict_proba is only available for task='classification'.")
         x = self._tensor(X)
-        return self.model_.predict(x, num_samples, self.num_imputations).cpu().numpy()
+        num_imputations = self._fitted("num_imputations")
+        return self._average(x, num_samples, num_imputations).cpu().numpy()
 
     def predict(self, X, num_samples: int = 100) -> np.ndarray:
         """Predicted classes (classification) or predictive means (regression)."""
-        if self.task == "classification":
+        if self._fitted("task") == "classification":
             return self.classes_[self.predict_proba(X, num_samples).argmax(1)]
         x = self._tensor(X)
-        return self.model_.predict(x, num_samples).cpu().numpy()
+        return self._average(x, num_samples).cpu().numpy()
 
     def score(self, X, y, num_samples: int = 100) -> float:
         """Accuracy of :meth:`predict` on ``(X, y)`` (classification) or its R² (regression),
         as scikit-learn's classifiers and regressors score: what ``GridSearchCV`` and
         ``cross_val_score`` use unless given ``scoring=``."""
         prediction = self.predict(X, num_samples)
-        if self.task == "classification":
+        if self._fitted("task") == "classification":
             return float(accuracy_score(np.asarray(y), prediction))
         return float(r2_score(np.asarray(y, dtype=np.float64), prediction))
 
@@ -813,7 +894,7 @@ class LEXExplainer(BaseEstimator):
         under the posterior of a ``bayesian=True`` explainer: two arrays (n_samples,
         n_features)."""
         x = self._tensor(X)
-        if not self.bayesian:
+        if not self._fitted("bayesian"):
             raise ValueError("credible_interval needs an explainer fitted with bayesian=True.")
         low, high = self.model_.credible_interval(x, prob, num_samples)
         return low.cpu().numpy(), high.cpu().numpy()
@@ -826,12 +907,12 @@ class LEXExplainer(BaseEstimator):
         from lexppl.inference_data import to_inference_data
 
         x = self._tensor(X)
-        if not self.bayesian:
+        if not self._fitted("bayesian"):
             raise ValueError("to_inference_data needs an explainer fitted with bayesian=True.")
         labels = None
         if y is not None:
             y = np.asarray(y)
-            if self.task == "regression":
+            if self._fitted("task") == "regression":
                 labels = self._encode_y(y, len(x)).to(x.device)
             elif y.shape != (len(x),) or not np.isin(y, self.classes_).all():
                 raise ValueError(
@@ -847,16 +928,18 @@ class LEXExplainer(BaseEstimator):
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted explainer (config, classes, weights) as an atomic checkpoint."""
         check_is_fitted(self, "model_")
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        classes = self.classes_.tolist() if self.task == "classification" else []
+        classes = self.classes_.tolist() if self._fitted("task") == "classification" else []
+        weights = self.model_.state_dict()
+        if self.regime_ in _BLACK_BOX_REGIMES:  # the user's model, not lexppl's weights
+            weights = {k: v for k, v in weights.items() if not k.startswith(_BLACK_BOX_KEYS)}
         save_checkpoint(
             path,
             {
-                "config": params,
+                "config": self.fitted_params_,
                 "regime": self.regime_,
                 "n_features": self.n_features_in_,
                 "classes": classes,
-                "model": self.model_.state_dict(),
+                "model": weights,
             },
         )
 
@@ -891,12 +974,13 @@ class LEXExplainer(BaseEstimator):
                 config[key] = tuple(config[key])
             explainer = cls(**config)
             explainer._validate_params()
+            explainer.fitted_params_ = {k: _plain(v) for k, v in explainer.get_params().items()}
             explainer.regime_ = regime
             explainer.n_features_in_ = int(state["n_features"])
             if explainer.task == "classification":
                 explainer.classes_ = np.asarray(state["classes"])
             n_outputs = len(state["classes"]) if explainer.task == "classification" else 1
-            fixed = black_box if regime in ("self", "fixed-theta") else None
+            fixed = black_box if regime in _BLACK_BOX_REGIMES else None
             if explainer.method != "lex":
                 method = explainer._build_method(
                     explainer.n_features_in_, n_outputs, black_box, for_training=False
@@ -906,11 +990,32 @@ class LEXExplainer(BaseEstimator):
                 explainer.model_ = explainer._build(explainer.n_features_in_, n_outputs, fixed)
             if explainer.bayesian:  # the guide's parameters exist once it has run
                 explainer.model_.init_guide(torch.zeros(1, explainer.n_features_in_))
-            explainer.model_.load_state_dict(state["model"])
+            _load_weights(explainer.model_, state["model"], user_black_box=fixed is not None)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"{path} is not a LEXExplainer checkpoint: {error}") from None
+            raise CheckpointError(
+                f"{path} is not a LEXExplainer checkpoint of this lexppl "
+                f"({state['lexppl_version']} wrote it, this is {__version__}): {error}"
+            ) from None
         explainer.model_.to(device).eval()
         return explainer
+
+
+#: Regimes whose predictor is the user's black box; its weights are under these keys.
+_BLACK_BOX_REGIMES = ("self", "fixed-theta")
+_BLACK_BOX_KEYS = "predictor.black_box."
+
+
+def _load_weights(model: nn.Module, weights: dict[str, Tensor], user_black_box: bool) -> None:
+    """Load lexppl's weights into ``model``. The user's black box keeps its own: they are not
+    in checkpoints written since they were left out, and older checkpoints' copies of them
+    are skipped, so that loading never changes the module the caller passed in."""
+    if user_black_box:
+        weights = {k: v for k, v in weights.items() if not k.startswith(_BLACK_BOX_KEYS)}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if user_black_box:
+        missing = [k for k in missing if not k.startswith(_BLACK_BOX_KEYS)]
+    if missing or unexpected:
+        raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
 
 
 @functools.cache

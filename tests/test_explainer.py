@@ -119,7 +119,7 @@ def test_save_and_load_give_the_same_explanations(cancer, tmp_path):
         (dict(temperature=float("nan")), "temperature must be a number >= 0"),
         (dict(l1=-0.1), "l1 must be a number >= 0"),
         (dict(epochs=2.5), "epochs must be an int >= 1"),
-        (dict(num_masks=np.int64(2)), "num_masks must be an int >= 1"),
+        (dict(num_masks=2.0), "num_masks must be an int >= 1"),
         (dict(seed=-1), "seed must be an int >= 0"),
         (dict(selector_hidden=(16, 0)), "selector_hidden must be a sequence"),
         (dict(predictor_hidden=16), "predictor_hidden must be a sequence"),
@@ -180,6 +180,73 @@ def test_option_values_from_numpy_are_accepted(cancer):
     assert LEXExplainer(**options).fit(X, y).explain(X[:3]).shape == (3, X.shape[1])
 
 
+def test_numpy_options_train_and_save_as_plain_python(cancer, tmp_path):
+    # Counts from a parameter grid are numpy ints; a checkpoint read with weights_only=True
+    # holds plain Python only, so the options are saved as such.
+    X, y = cancer
+    options = dict(FAST, k=np.int64(2), lr=np.float64(1e-3), epochs=np.int64(1))
+    options.update(num_masks=np.int64(2), seed=np.int64(0), predictor_hidden=range(8, 9))
+    options.update(selector_hidden=np.array([16]))
+    explainer = LEXExplainer(**options).fit(X, y)
+    explainer.save(tmp_path / "model.pt")
+    restored = LEXExplainer.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(restored.select(X), explainer.select(X))
+    assert restored.get_params()["selector_hidden"] == (16,)
+
+
+def test_the_fitted_model_keeps_its_options_after_set_params(cancer, tmp_path):
+    X, y = cancer
+    explainer = LEXExplainer(**FAST, k=2).fit(X, y)
+    explainer.set_params(k=5, task="regression", imputer="gaussian", bayesian=True)
+    assert (explainer.select(X[:3]).sum(1) == 2).all()
+    assert explainer.predict(X[:3]).shape == (3,) and set(explainer.predict(X)) <= {0, 1}
+    explainer.save(tmp_path / "model.pt")
+    restored = LEXExplainer.load(tmp_path / "model.pt")
+    assert restored.get_params()["k"] == 2 and (restored.select(X[:3]).sum(1) == 2).all()
+    with pytest.raises(ValueError, match="fitted with bayesian=True"):
+        explainer.credible_interval(X[:3])
+
+
+def test_fit_and_predict_leave_the_callers_random_generators_as_they_were(cancer):
+    import random
+
+    X, y = cancer
+
+    def draws():
+        return np.random.rand(), random.random(), float(torch.rand(()))
+
+    np.random.seed(1), random.seed(1), torch.manual_seed(1)
+    expected = draws()
+    np.random.seed(1), random.seed(1), torch.manual_seed(1)
+    explainer = LEXExplainer(**FAST, k=2).fit(X, y)
+    first = explainer.predict_proba(X[:20])
+    assert draws() == expected
+    # Predictions draw their masks from seed: the same X gives the same answer.
+    np.testing.assert_array_equal(explainer.predict_proba(X[:20]), first)
+
+
+def test_predict_and_score_before_fit_raise_not_fitted(cancer):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = cancer
+    with pytest.raises(NotFittedError):
+        LEXExplainer(k=2).predict(X)
+    with pytest.raises(NotFittedError):
+        LEXExplainer(k=2).score(X, y)
+
+
+def test_a_refused_refit_keeps_the_previous_fit_and_a_refit_starts_clean(cancer):
+    X, y = cancer
+    explainer = LEXExplainer(**FAST, k=2).fit(X, y)
+    model, masks = explainer.model_, explainer.select(X)
+    with pytest.raises(ValueError, match="1 <= k <= D"):
+        explainer.fit(X[:, :1], y)  # k = 2 > D = 1
+    assert explainer.model_ is model and explainer.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(explainer.select(X), masks)
+    explainer.set_params(task="regression").fit(X, y.astype(np.float32))
+    assert not hasattr(explainer, "classes_")
+
+
 def test_score_and_tags_follow_scikit_learn(cancer):
     from sklearn.base import is_classifier, is_regressor
     from sklearn.model_selection import GridSearchCV
@@ -235,6 +302,27 @@ def test_a_black_box_with_batch_norm_is_left_as_it_was(cancer, regime):
     labels = y if regime == "fixed-theta" else None
     LEXExplainer(**FAST, k=3, regime=regime).fit(X, labels, black_box=black_box)
     assert all(torch.equal(b, a) for b, a in zip(before, black_box.buffers()))
+
+
+@pytest.mark.parametrize("regime", ["self", "fixed-theta"])
+def test_checkpoints_leave_the_users_black_box_alone(cancer, tmp_path, regime):
+    # The black box is the user's model: a checkpoint holds none of its weights, and loading
+    # does not write into the module passed to load().
+    X, y = cancer
+    torch.manual_seed(0)
+    black_box = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 2), torch.nn.Softmax(-1))
+    labels = y if regime == "fixed-theta" else None
+    explainer = LEXExplainer(**FAST, k=3, regime=regime).fit(X, labels, black_box=black_box)
+    explainer.save(tmp_path / "model.pt")
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    assert not any("black_box" in key for key in saved)
+    other = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 2), torch.nn.Softmax(-1))
+    before = [p.clone() for p in other.parameters()]
+    restored = LEXExplainer.load(tmp_path / "model.pt", black_box=other)
+    assert all(torch.equal(b, a) for b, a in zip(before, other.parameters()))
+    restored_masks = LEXExplainer.load(tmp_path / "model.pt", black_box=black_box).select(X)
+    np.testing.assert_array_equal(restored_masks, explainer.select(X))
+    assert restored.model_.predictor.black_box is other
 
 
 def test_surrogate_post_hoc_on_an_sklearn_model(cancer, tmp_path):
