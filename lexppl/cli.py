@@ -12,7 +12,8 @@ Examples::
 Every subcommand logs its progress at INFO level on stderr (``-q`` hides it, ``-v`` adds
 progress bars). Errors a user can fix (bad options, missing or corrupt files, wrong shapes)
 are reported as a single line ``lexppl: error: <message>`` with exit status 2; an interrupt
-exits with status 1.
+exits with status 1. A usage error (an unknown option, a bad option value) is one line too,
+``lexppl: error: <message> (see lexppl COMMAND --help)``, with exit status 2.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from lexppl import data as lexdata
 from lexppl._version import __version__
 from lexppl.evaluation import evaluate_explainer
 from lexppl.explainer import ESTIMATORS, IMPUTERS, MASKS, METHODS, LEXExplainer
+from lexppl.nets import check_device
 
 __all__ = ["main"]
 
@@ -47,7 +49,40 @@ PROG = "lexppl"
 _DEFAULT_THREADS: dict[str, int | None] = {"demo": 1}
 
 #: Keys of a ``train`` config file beyond the LEXExplainer parameters.
-_RUN_KEYS = ("dataset", "n_train", "n_test", "num_samples", "out")
+_RUN_KEYS = ("dataset", "root", "n_train", "n_test", "num_samples", "out")
+
+#: Config keys whose value is a name or a path (a string), and those whose value is a count (an
+#: int >= 1) or a seed (an int >= 0). The explainer checks the types of its other options.
+_STRING_KEYS = (
+    "dataset",
+    "root",
+    "out",
+    "method",
+    "mask",
+    "imputer",
+    "estimator",
+    "regime",
+    "task",
+    "device",
+)
+_INT_KEYS = {"n_train": 1, "n_test": 1, "num_samples": 1, "seed": 0}
+
+#: Methods that ``train`` cannot run, and why.
+_CLI_UNSUPPORTED_METHODS = {
+    "ail": "method 'ail' explains a black box, which the command line cannot take; fit it from "
+    "Python: LEXExplainer(method='ail', k=...).fit(X, black_box=model)",
+}
+_CLI_METHODS = [name for name in METHODS if name not in _CLI_UNSUPPORTED_METHODS]
+
+#: Datasets that ``train`` and ``evaluate`` cannot use, and why.
+_CLI_UNSUPPORTED_DATASETS = {
+    "celeba-smile": "dataset 'celeba-smile' is not available on the command line: its ground "
+    "truth marks 4x4 patches of RGB images, which an explainer of single input entries cannot "
+    "select; load it from Python (lexppl.data.load)",
+}
+#: Datasets read from a data folder (``--root``).
+_ROOT_DATASETS = ("panels-mnist", "panels-fashion")
+_CLI_DATASETS = [name for name in sorted(lexdata.DATASETS) if name not in _CLI_UNSUPPORTED_DATASETS]
 
 #: Display name, metrics.json key and whether the value is shown as a percentage.
 _METRIC_ROWS = [
@@ -85,8 +120,37 @@ def _metrics_table(metrics: dict[str, float]) -> str:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _load_split(name: str, split: str, seed: int, n: int | None) -> lexdata.MaskedDataset:
-    return lexdata.load(name, split=split, seed=seed, n=n)
+def _load_split(
+    name: str, split: str, seed: int, n: int | None, root: str | None = None
+) -> lexdata.MaskedDataset:
+    """A split of a named dataset with each input flattened to one row of D features (images
+    too: the explainer selects single pixels), whose ground truth is flattened alike."""
+    if name in _CLI_UNSUPPORTED_DATASETS:
+        raise ValueError(_CLI_UNSUPPORTED_DATASETS[name] + ".")
+    if name in _ROOT_DATASETS and root is None:
+        raise ValueError(
+            f"dataset {name!r} is read from files: give --root DIR (or root in the config), a "
+            "folder with torchvision's MNIST/raw/ and FashionMNIST/raw/, or mnist/ and fashion/ "
+            "with the IDX files."
+        )
+    dataset = lexdata.load(name, split=split, root=root, seed=seed, n=n)
+    if dataset.x.dim() == 2:
+        return dataset
+    if math.prod(dataset.mask_shape) != dataset.num_features:
+        raise ValueError(
+            f"dataset {name!r} has a ground truth of shape {dataset.mask_shape} for inputs of "
+            f"shape {tuple(dataset.x.shape[1:])}; the command line needs one truth entry per "
+            "input entry."
+        )
+    return lexdata.MaskedDataset(
+        dataset.x.flatten(1),
+        dataset.y,
+        dataset.truth.flatten(1),
+        probs=dataset.probs,
+        name=dataset.name,
+        num_classes=dataset.num_classes,
+        feature_names=dataset.feature_names,
+    )
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
@@ -145,7 +209,20 @@ def _read_config(path: str) -> dict[str, Any]:
         raise ValueError(
             f"unknown key(s) {unknown} in config {file}; valid keys are {sorted(valid)}."
         )
+    _check_config_types(config, file)
     return config
+
+
+def _check_config_types(config: dict[str, Any], file: Path) -> None:
+    """Names and paths are strings, counts and seeds ints: checked before any training, so that
+    a wrong value (a list, a table, a string for a number) is named with its key."""
+    for key in _STRING_KEYS:
+        if key in config and not isinstance(config[key], str):
+            raise ValueError(f"{key} in config {file} must be a string; got {config[key]!r}.")
+    for key, low in _INT_KEYS.items():
+        value = config.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{key} in config {file} must be an int >= {low}; got {value!r}.")
 
 
 def _read_input(path: str, skip_header: bool) -> np.ndarray:
@@ -219,6 +296,7 @@ def _flag_params(args: argparse.Namespace) -> dict[str, Any]:
         "n_test",
         "num_samples",
         "out",
+        "root",
     ]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -237,10 +315,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     n_train, n_test = settings.pop("n_train", None), settings.pop("n_test", None)
     num_samples = settings.pop("num_samples", 100)
     out = Path(settings.pop("out", f"runs/train-{dataset}"))
+    root = settings.pop("root", None)
     seed = settings.get("seed", 0)
+    if settings.get("method") in _CLI_UNSUPPORTED_METHODS:
+        raise ValueError(_CLI_UNSUPPORTED_METHODS[settings["method"]] + ".")
 
-    train = _load_split(dataset, "train", seed, n_train)
-    explainer = _make_explainer(settings, train.num_features)
+    train = _load_split(dataset, "train", seed, n_train, root)
+    try:
+        explainer = _make_explainer(settings, train.num_features)
+    except TypeError as error:  # a value of a type no check above foresaw: still one line
+        source = f" (from --config {args.config})" if args.config else ""
+        raise ValueError(f"an option has a value of the wrong type{source}: {error}") from None
     if explainer.task != "classification":  # refuse before training, not after
         raise ValueError(
             f"train evaluates the explainer on {dataset}'s class labels, so it needs "
@@ -262,7 +347,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     explainer.save(model_path)
     logger.info("saved %s", model_path)
 
-    test = _load_split(dataset, "test", seed, n_test)
+    test = _load_split(dataset, "test", seed, n_test, root)
     logger.info(
         "evaluating on the test split (%d instances, %d masks each)", len(test), num_samples
     )
@@ -310,7 +395,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- evaluate
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     explainer = LEXExplainer.load(args.checkpoint, device=args.device)
-    dataset = _load_split(args.dataset, args.split, args.seed, args.n)
+    dataset = _load_split(args.dataset, args.split, args.seed, args.n, args.root)
     if dataset.num_features != explainer.n_features_in_:
         raise ValueError(
             f"dataset {args.dataset!r} has {dataset.num_features} features but the model in "
@@ -419,6 +504,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def _usage_line(prog: str, message: str) -> str:
+    """A usage error as the one line the module docstring promises, pointing to ``--help``."""
+    return f"{PROG}: error: {_one_line(message)} (see {prog} --help)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (its sub-parsers too) that reports a usage error in one line instead of
+    argparse's usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, _usage_line(self.prog, message) + "\n")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -466,16 +564,20 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    datasets = ", ".join(sorted(lexdata.DATASETS))
+    datasets = ", ".join(_CLI_DATASETS)
+    root_help = "data folder of panels-mnist and panels-fashion (torchvision's MNIST/raw/ and "
+    root_help += "FashionMNIST/raw/, or mnist/ and fashion/ with the IDX files)"
     common = _common_options(suppress=True)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="LEX (Latent Variable as Explanation) as a Pyro model: train, apply and "
         "evaluate self-explaining predictors.",
         parents=[_common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required=True: argparse would then report a missing command before an unknown option
+    # given with it (lexppl --bogus); main reports both.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # train ------------------------------------------------------------------------
     train = commands.add_parser(
@@ -489,12 +591,13 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         metavar="FILE.toml",
-        help="TOML file whose keys are LEXExplainer parameters plus dataset, "
+        help="TOML file whose keys are LEXExplainer parameters plus dataset, root, "
         "n_train, n_test, num_samples and out; flags override it",
     )
     train.add_argument("--dataset", help=f"dataset name ({datasets})")
+    train.add_argument("--root", metavar="DIR", help=root_help)
     train.add_argument(
-        "--method", help=f"LEX or a published preset ({', '.join(METHODS)}; default lex)"
+        "--method", help=f"LEX or a published preset ({', '.join(_CLI_METHODS)}; default lex)"
     )
     train.add_argument("--mask", help=f"mask family ({', '.join(MASKS)})")
     train.add_argument("--k", type=_positive_int, help="number of selected features (subset)")
@@ -581,6 +684,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--checkpoint", required=True, metavar="PATH", help="model.pt written by `lexppl train`"
     )
     evaluate.add_argument("--dataset", required=True, help=f"dataset name ({datasets})")
+    evaluate.add_argument("--root", metavar="DIR", help=root_help)
     evaluate.add_argument("--split", default="test", help="train, val or test (default test)")
     evaluate.add_argument(
         "--num-samples",
@@ -699,9 +803,17 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors
         return exit_.code if isinstance(exit_.code, int) else 2
+    if unknown or args.command is None:
+        prog = PROG if args.command is None else f"{PROG} {args.command}"
+        if unknown:
+            message = f"unrecognized arguments: {' '.join(unknown)}"
+        else:
+            message = "the following arguments are required: COMMAND"
+        print(_usage_line(prog, message), file=sys.stderr)
+        return 2
 
     package_logger = logging.getLogger("lexppl")
     handler = logging.StreamHandler(sys.stderr)
@@ -718,6 +830,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the caller's showwarning afterwards
             warnings.showwarning = _show_warning
+            if getattr(args, "device", None) is not None:  # every command that takes --device
+                check_device(args.device)
             return args.handler(args)
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)

@@ -15,6 +15,9 @@ import torch
 from lexppl.cli import main
 from lexppl.demo import METHODS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from fixtures import write_mnist_root
+
 # Small settings that keep every training run to about a second.
 FAST = [
     "--threads",
@@ -324,6 +327,70 @@ def test_error_config_value_of_the_wrong_type(tmp_path, capsys, line, expected):
     assert not (tmp_path / "run").exists()  # refused before any training
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('imputer = ["gaussian"]', "imputer in config"),
+        ('estimator = ["pathwise"]', "estimator in config"),
+        ("mask = {a = 1}", "mask in config"),
+        ('dataset = ["s3"]', "dataset in config"),
+        ("out = 5", "out in config"),
+        ('num_samples = "x"', "num_samples in config"),
+        ('n_test = "x"', "n_test in config"),
+        ("num_samples = 0", "num_samples in config"),
+        ('root = ["data"]', "root in config"),
+    ],
+)
+def test_error_config_name_or_count_of_the_wrong_type(tmp_path, capsys, line, expected):
+    # Names must be strings (a list made the explainer's option lookup raise "unhashable type");
+    # counts are checked before training and saving, not after.
+    key = line.split()[0]
+    settings = {
+        "dataset": '"s3"',
+        "k": "2",
+        "epochs": "1",
+        "n_train": "100",
+        "n_test": "20",
+        "num_samples": "5",
+        "out": f'"{(tmp_path / "run").as_posix()}"',
+    }
+    settings[key] = line.partition(" = ")[2]
+    config = tmp_path / "bad.toml"
+    config.write_text("".join(f"{name} = {value}\n" for name, value in settings.items()))
+    code = main(["train", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err, expected)
+    assert "Logging error" not in err
+    assert not (tmp_path / "run").exists()  # refused before any training
+
+
+def test_error_unforeseen_option_type_is_one_line(monkeypatch, capsys):
+    # A TypeError from checking the options (a type no CLI check foresaw) is still one line.
+    from lexppl.explainer import LEXExplainer
+
+    def validate(self):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(LEXExplainer, "_validate_params", validate)
+    code = main(["train", "--dataset", "s3", "--k", "2", *FAST])
+    assert_one_line_error(code, capsys.readouterr().err, "unhashable type: 'list'")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:7" if torch.cuda.is_available() else "cuda"])
+@pytest.mark.parametrize("command", ["demo", "reproduce", "explain", "evaluate"])
+def test_error_bad_device_every_command(tmp_path, capsys, command, device):
+    out = tmp_path / "out"
+    argv = {
+        "demo": ["demo", "--epochs", "1", "--n-train", "20", "--n-test", "10", "--out", str(out)],
+        "reproduce": ["reproduce", "realx-table1", "--quick", "--out", str(out)],
+        "explain": ["explain", "--checkpoint", "m.pt", "--input", "x.npy", "--output", "o.npy"],
+        "evaluate": ["evaluate", "--checkpoint", "m.pt", "--dataset", "s3"],
+    }[command]
+    code = main([*argv, "--device", device])
+    assert_one_line_error(code, capsys.readouterr().err, f"device {device!r}")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("device", ["foo", "cuda:7" if torch.cuda.is_available() else "cuda"])
 def test_error_bad_device_is_named(checkpoint, tmp_path, capsys, device):
     # Not "the checkpoint is corrupt": the device is what is wrong.
@@ -430,10 +497,72 @@ def test_error_unknown_extension(checkpoint, tmp_path, capsys, option):
     assert_one_line_error(code, capsys.readouterr().err, "unknown")
 
 
-def test_usage_error_exits_2(capsys):
-    assert main(["train", "--epochs", "zero"]) == 2
-    assert "usage:" in capsys.readouterr().err
-    assert main([]) == 2
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "--epochs", "zero"], "argument --epochs: expected an integer, got 'zero' (see"),
+        (["train", "--k", "0"], "expected an integer >= 1, got 0 (see lexppl train --help)"),
+        (["explain"], "the following arguments are required: --checkpoint"),
+        (["reproduce"], "required: EXPERIMENT (see lexppl reproduce --help)"),
+        (["demo", "--rates", "ten"], "comma-separated numbers"),
+        (["--bogus"], "unrecognized arguments: --bogus (see lexppl --help)"),
+        (["train", "--bogus"], "unrecognized arguments: --bogus (see lexppl train --help)"),
+        (["--threads", "0", "demo"], "argument --threads"),
+        ([], "required: COMMAND (see lexppl --help)"),
+        (["-q"], "required: COMMAND (see lexppl --help)"),
+    ],
+)
+def test_usage_error_is_one_line(capsys, argv, expected):
+    # As the module docstring promises: no usage block before the error, exit status 2.
+    assert_one_line_error(main(argv), capsys.readouterr().err, expected)
+
+
+def test_help_offers_only_what_the_cli_can_run(capsys):
+    assert main(["train", "--help"]) == 0
+    train_help = " ".join(capsys.readouterr().out.split())
+    assert main(["evaluate", "--help"]) == 0
+    evaluate_help = " ".join(capsys.readouterr().out.split())
+    for text in (train_help, evaluate_help):
+        assert "--root DIR" in text and "panels-mnist" in text
+        assert "celeba-smile" not in text
+    assert "ail" not in train_help.partition("published preset (")[2].partition(")")[0]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--method", "ail", "--k", "2"], "method 'ail' explains a black box"),
+        (["--dataset", "celeba-smile", "--k", "2"], "'celeba-smile' is not available"),
+        (["--dataset", "panels-mnist", "--k", "2"], "give --root DIR"),
+    ],
+)
+def test_error_method_or_dataset_the_cli_cannot_run(tmp_path, capsys, argv, expected):
+    if "--dataset" not in argv:
+        argv = [*argv, "--dataset", "s3"]
+    code = main(["train", *argv, *FAST, "--out", str(tmp_path / "run")])
+    assert_one_line_error(code, capsys.readouterr().err, expected)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_and_evaluate_panels_mnist_from_root(tmp_path, capsys):
+    # SP-MNIST from a tiny IDX folder: root from the config for train, --root for evaluate.
+    root = tmp_path / "data"
+    write_mnist_root(root, num_train=50, num_test=10)
+    out = tmp_path / "run"
+    config = tmp_path / "panels.toml"
+    config.write_text(
+        f'dataset = "panels-mnist"\nroot = "{root.as_posix()}"\nk = 50\nepochs = 1\n'
+        f'num_masks = 2\nbatch_size = 100\nnum_samples = 3\nout = "{out.as_posix()}"\n'
+    )
+    code = main(["train", "-q", "--threads", "1", "--config", str(config)])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "panels-mnist" and metrics["n"] == 10
+    argv = ["evaluate", "-q", "--checkpoint", str(out / "model.pt"), "--dataset", "panels-fashion"]
+    code = main([*argv, "--root", str(root), "--num-samples", "3"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "TPR (%)" in captured.out
 
 
 def test_help_via_python_m():
