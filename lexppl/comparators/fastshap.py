@@ -17,6 +17,7 @@ from lexppl.comparators.base import (
     check_inputs,
     check_int,
     resolve_targets,
+    torch_seed,
 )
 from lexppl.imputers.base import NotFittedError
 from lexppl.nets import MLP, eval_mode, module_device, module_dtype
@@ -189,8 +190,9 @@ class FastSHAP(Comparator):
         :param int epochs: passes over ``X``. :param int batch_size: inputs per step.
         :param int num_samples: coalitions per input per step (with ``paired_sampling``, half
             of them drawn and half their complements).
-        :param float lr: Adam learning rate. :param int seed: seeds initialisation, shuffling
-            and coalitions.
+        :param float lr: Adam learning rate. :param int seed: seeds the initialisation (of a
+            new explainer network at every fit, unless one was given), the shuffling and the
+            coalitions; the caller's random generators are left as they were.
         :returns: ``self``; the mean loss of every epoch is in ``losses_``.
         """
         X = check_inputs(X, self.num_features, "FastSHAP").to(self.device)
@@ -201,8 +203,13 @@ class FastSHAP(Comparator):
             raise ValueError(
                 f"FastSHAP: num_samples must be even with paired sampling; got {num_samples}."
             )
-        torch.manual_seed(seed)
+        with torch_seed(seed, self.device):
+            self._fit(X, epochs, batch_size, num_samples, paired_sampling, lr, weight_decay, seed)
+        return self
+
+    def _fit(self, X, epochs, batch_size, num_samples, paired_sampling, lr, weight_decay, seed):
         generator = torch.Generator().manual_seed(seed)
+        self.losses_ = []
         v_full_all, v_empty_all = self._ends(X)
         self.num_classes = v_full_all.shape[-1]
         out = self.num_features * self.num_classes
@@ -233,7 +240,6 @@ class FastSHAP(Comparator):
                 total += loss.item() * len(x)
             self.losses_.append(total / len(X))
         self.explainer.eval()
-        return self
 
     def _ends(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The values of the full and the empty coalitions, each ``(N, C)``."""

@@ -18,6 +18,7 @@ from lexppl.comparators.base import (
     check_int,
     numpy_predictor,
     resolve_targets,
+    torch_seed,
 )
 from lexppl.imputers.base import NotFittedError
 from lexppl.nets import MLP
@@ -79,12 +80,16 @@ class SENN(nn.Module, Comparator):
         self.robustness = float(robustness)
         self.add_bias = bool(add_bias)
         self.device = torch.device(device)
-        num_concepts = num_features + self.add_bias
-        self.parametriser = MLP(num_features, num_concepts * num_classes, tuple(hidden))
+        self.hidden = tuple(hidden)
+        self.parametriser = self._new_parametriser()
         self.to(self.device)
         self.losses_: list[float] = []
         # A buffer, not a Python flag: a state_dict of a trained SENN loads as fitted.
         self.register_buffer("fitted_", torch.tensor(False))
+
+    def _new_parametriser(self) -> MLP:
+        num_concepts = self.num_features + self.add_bias
+        return MLP(self.num_features, num_concepts * self.num_classes, self.hidden)
 
     def _theta(self, x: Tensor) -> Tensor:
         """:math:`\\theta(x)` of every concept, ``(N, D + add_bias, C)``."""
@@ -131,6 +136,8 @@ class SENN(nn.Module, Comparator):
         (cross-entropy), or on the class probabilities of ``black_box`` (a torch module or a
         numpy callable; cross-entropy to soft targets). Exactly one of them is required.
 
+        :param int seed: seeds the parametriser's initialisation (a new one at every fit) and
+            the shuffling; the caller's random generators are left as they were.
         :returns: ``self``; the mean loss of every epoch is in ``losses_``.
         """
         X = check_inputs(X, self.num_features, "SENN")
@@ -158,7 +165,15 @@ class SENN(nn.Module, Comparator):
         epochs = check_int(epochs, "epochs", 1, "SENN")
         batch_size = check_int(batch_size, "batch_size", 1, "SENN")
         X, targets = X.to(self.device), targets.to(self.device)
-        torch.manual_seed(seed)
+        with torch_seed(seed, self.device):
+            self._fit(X, targets, epochs, batch_size, lr, weight_decay, seed)
+        self.eval()
+        self.fitted_.fill_(True)
+        return self
+
+    def _fit(self, X, targets, epochs, batch_size, lr, weight_decay, seed) -> None:
+        self.parametriser = self._new_parametriser().to(self.device)
+        self.losses_ = []
         generator = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
         self.train()
@@ -175,9 +190,6 @@ class SENN(nn.Module, Comparator):
                 optimiser.step()
                 total += loss.item() * len(index)
             self.losses_.append(total / len(X))
-        self.eval()
-        self.fitted_.fill_(True)
-        return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Weights saved before the flag existed are a trained SENN's.

@@ -109,3 +109,15 @@ def test_bad_input_is_rejected(linear):
         FastSHAP(lambda x: x.sum(1), D).fit(torch.zeros(10, D), epochs=1)
     with pytest.raises(ValueError, match="outputs of shape"):  # not a TypeError from numpy
         FastSHAP(lambda x: None, D).fit(torch.zeros(10, D), epochs=1)
+
+
+def test_each_fit_starts_afresh_from_its_seed(linear):
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(1))
+    first = FastSHAP(linear, D, hidden=(8,)).fit(x, epochs=2, seed=4)
+    second = FastSHAP(linear, D, hidden=(8,))
+    state = torch.get_rng_state()
+    second.fit(x, epochs=2, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is kept
+    assert second.losses_ == first.losses_
+    second.fit(x, epochs=2, seed=4)  # a refit trains a new explainer: the same losses again
+    assert second.losses_ == first.losses_

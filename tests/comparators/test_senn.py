@@ -119,3 +119,18 @@ def test_bad_input_is_rejected():
     restored = SENN(6, 2, hidden=(8,))
     restored.load_state_dict(older)
     torch.testing.assert_close(restored.attribute(x), fitted.attribute(x))
+
+
+def test_each_fit_starts_afresh_from_its_seed():
+    import random
+
+    x, y = two_feature_data(200)
+    first = SENN(6, 2, hidden=(8,)).fit(x, y, epochs=2, seed=3)
+    second = SENN(6, 2, hidden=(8,))  # its initial network draws from the caller's generator
+    state = (torch.get_rng_state(), random.getstate())
+    second.fit(x, y, epochs=2, seed=3)
+    assert torch.equal(torch.get_rng_state(), state[0]) and random.getstate() == state[1]
+    assert second.losses_ == first.losses_
+    torch.testing.assert_close(second.attribute(x), first.attribute(x), rtol=0, atol=0)
+    second.fit(x, y, epochs=2, seed=3)  # a refit trains a new network, not the fitted one
+    assert second.losses_ == first.losses_
