@@ -152,7 +152,14 @@ class SENN(nn.Module, Comparator):
                     f"for {self.num_classes}."
                 )
         else:
-            targets = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+            labels = np.asarray(y) if not isinstance(y, Tensor) else y
+            if isinstance(labels, np.ndarray) and labels.dtype.kind not in "iub":
+                raise ValueError(
+                    f"SENN: y must hold integer class labels in [0, {self.num_classes}); got an "
+                    f"array of {labels.dtype} (encode string labels, e.g. with "
+                    f"sklearn.preprocessing.LabelEncoder)."
+                )
+            targets = torch.as_tensor(labels)
             if targets.shape != (len(X),) or targets.dtype.is_floating_point:
                 raise ValueError(
                     f"SENN: y must hold integer class labels of shape ({len(X)},); got "

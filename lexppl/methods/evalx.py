@@ -46,7 +46,7 @@ from lexppl.inputs import as_inputs, as_labels
 from lexppl.metrics.prediction import accuracy, auroc
 from lexppl.models.lex import LEX
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
-from lexppl.nets import module_device
+from lexppl.nets import check_device, module_device
 from lexppl.train import pretrain_predictor
 
 __all__ = ["EvalX"]
@@ -141,7 +141,7 @@ class EvalX(nn.Module):
         y = as_labels(y, X.shape[0])
         if isinstance(self.likelihood, BernoulliLikelihood):
             y = y.float()
-        device = self._device() if device is None else torch.device(device)
+        device = self._device() if device is None else check_device(device)
         self.to(device)
         if self.imputer.requires_fit and not self.imputer.is_fitted:
             self.imputer.fit(X.to(device))

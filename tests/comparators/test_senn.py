@@ -101,6 +101,8 @@ def test_bad_input_is_rejected():
         senn.fit(x, y[:5])
     with pytest.raises(ValueError, match=r"y must be in \[0, 2\)"):
         senn.fit(x, y + 1)
+    with pytest.raises(ValueError, match="got an array of <U1"):
+        senn.fit(x, ["a", "b"] * 10)
     with pytest.raises(ValueError, match="has 5 features, but the explainer was built for 6"):
         senn.attribute(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="NaN"):

@@ -199,6 +199,8 @@ def test_evalx_takes_arrays_as_the_explainers_do_and_names_bad_input(s3_evalx):
         EvalX(MLP(11, 2, hidden=(4,))).fit(x, y + 0.5, epochs=1)
     with pytest.raises(ValueError, match=r"shape \(50,\)"):
         evalx.score(x, y[:10], masks)
+    with pytest.raises(ValueError, match="Unknown device 'gpu'"):
+        EvalX(MLP(11, 2, hidden=(4,))).fit(x, y, epochs=1, device="gpu")
 
 
 def test_evalx_bernoulli_likelihood_and_custom_fill():
