@@ -21,7 +21,9 @@ def as_inputs(x: Any, name: str = "x", finite: bool = True) -> Tensor:
         try:
             x = torch.tensor(np.asarray(x, dtype=np.float32))
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{name} must be a numeric array; got {type(x).__name__}") from error
+            raise ValueError(
+                f"{name} must be a numeric array; got {type(x).__name__} ({error})"
+            ) from error
     if not x.is_floating_point():
         x = x.float()
     if finite and not bool(torch.isfinite(x).all()):
