@@ -31,6 +31,24 @@ def _site(trace, role: str) -> dict:
     raise ValueError(f"The model has no LEX {role} site; is it a lexppl LEX model?")
 
 
+def _check_guide(model_trace, guide_trace) -> None:
+    # The export draws masks (and their imputations) from the model, p(z|x): a guide that
+    # proposed them, such as a MaskProposal, would be replayed in their place.
+    proposed = [
+        name
+        for name, site in model_trace.nodes.items()
+        if site["type"] == "sample"
+        and "lex" in site["infer"]
+        and guide_trace.nodes.get(name, {}).get("type") == "sample"
+    ]
+    if proposed:
+        raise ValueError(
+            f"the guide draws the model's LEX site(s) {proposed}; to_inference_data takes a "
+            f"guide over global latents only (e.g. a BayesianLEX's autoguide), since it draws "
+            f"masks and imputations from the model itself."
+        )
+
+
 def _global_latents(model_trace, guide_trace) -> dict[str, Tensor]:
     # Latent sites of the model drawn by the guide (e.g. Bayesian selector weights).
     return {
@@ -107,8 +125,11 @@ def to_inference_data(
         raise TypeError(f"to_inference_data needs a lexppl LEX model; got {type(model).__name__}.")
     if x is None or not isinstance(x, Tensor) or x.dim() < 2:
         raise ValueError("x must be a tensor of inputs with shape (n_samples, ...).")
-    if y is not None and y.shape[0] != x.shape[0]:
-        raise ValueError(f"x and y have different lengths: {x.shape[0]} and {y.shape[0]}.")
+    if y is not None and (not isinstance(y, Tensor) or y.shape != x.shape[:1]):
+        shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(
+            f"y must be a tensor of one label per row of x, shape ({x.shape[0]},); got {shape}."
+        )
     for name, value in [
         ("num_samples", num_samples),
         ("num_chains", num_chains),
@@ -128,6 +149,7 @@ def to_inference_data(
         guide_trace = poutine.trace(guide).get_trace(x, y)
         replayed = poutine.replay(model.model, trace=guide_trace)
         trace = poutine.trace(replayed).get_trace(x, None)
+        _check_guide(trace, guide_trace)
         mask = _site(trace, MASK)
         draws["selection_probability"].append(mask["fn"].mean)
         draws["mask"].append(mask["value"])

@@ -10,6 +10,7 @@ an ``ax`` is given, draws into that axes and returns its figure.
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -41,8 +42,8 @@ def _as_array(value, argname: str) -> np.ndarray:
         raise ValueError(f"{argname} must be a numeric array; got {type(value).__name__}.") from (
             error
         )
-    if np.isnan(array).any():
-        raise ValueError(f"{argname} contains NaN values.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{argname} contains NaN or infinite values.")
     return array
 
 
@@ -272,6 +273,8 @@ def selection_rate_curves(
         missing = [key for key in (rate, method, *metrics) if key not in row]
         if missing:
             raise ValueError(f"rows[{index}] lacks {missing}; it has {sorted(row)}.")
+        if not isinstance(row[rate], numbers.Real) or isinstance(row[rate], bool):
+            raise ValueError(f"rows[{index}][{rate!r}] must be a number; got {row[rate]!r}.")
     names = list(dict.fromkeys(str(row[method]) for row in rows))
     figure = _new_figure(3.4 * len(metrics) + 1.6, 3.0)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
@@ -284,7 +287,7 @@ def selection_rate_curves(
             if all(f"{metric}_se" in row for row in mine):
                 se = _as_array([row[f"{metric}_se"] for row in mine], f"rows[{metric + '_se'!r}]")
                 panel.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.2)
-        panel.set_xlabel("selection rate")
+        panel.set_xlabel("selection rate" if rate == "selection_rate" else rate)
         panel.set_title(metric, fontsize="medium")
         panel.grid(alpha=0.3)
     axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

@@ -107,5 +107,18 @@ def test_plain_lex_and_options():
         to_inference_data(model, x=x, num_samples=5, num_chains=2)
     with pytest.raises(ValueError, match="feature_names"):
         to_inference_data(model, x=x, num_samples=2, num_chains=1, feature_names=["a"])
-    with pytest.raises(ValueError, match="different lengths"):
-        to_inference_data(model, x=x, y=torch.zeros(3).long(), num_samples=2, num_chains=1)
+    for bad in (torch.zeros(3).long(), torch.zeros(N, 1).long(), np.zeros(N, dtype=np.int64)):
+        with pytest.raises(ValueError, match=rf"y must be a tensor of one label per row.*\({N},\)"):
+            to_inference_data(model, x=x, y=bad, num_samples=2, num_chains=1)
+
+
+def test_a_guide_that_proposes_masks_is_refused():
+    # The export draws masks from the model, p(z|x); a mask proposal q(z|x, y) replayed in
+    # their place would make the posterior predictive masks q's.
+    from lexppl.guides import MaskProposal
+
+    model = LEX(*parts())
+    proposal = MaskProposal.from_prior(model, D, num_classes=2)
+    x, y = torch.randn(N, D), torch.randint(0, 2, (N,))
+    with pytest.raises(ValueError, match=r"the guide draws the model's LEX site\(s\) \['mask'\]"):
+        to_inference_data(model, proposal, x=x, y=y, num_samples=2, num_chains=1)

@@ -93,6 +93,7 @@ def test_importance_map_over_images(tmp_path):
         (np.zeros((4, 4)), {"image": np.zeros((5, 5))}, "image must have shape"),
         (np.zeros((2, 4, 4)), {"ax": Figure().add_subplot()}, "single map"),
         (np.full((4, 4), np.nan), {}, "NaN"),
+        (np.full((4, 4), np.inf), {}, "NaN or infinite"),
     ],
 )
 def test_importance_map_errors(importance, kwargs, message):
@@ -121,3 +122,10 @@ def test_selection_rate_curves_names_missing_keys():
         selection_rate_curves([{"method": "a", "selection_rate": 0.1, "TPR": 1.0}])
     with pytest.raises(ValueError, match="empty"):
         selection_rate_curves([])
+    with pytest.raises(ValueError, match=r"rows\[0\]\['selection_rate'\] must be a number"):
+        selection_rate_curves([{"method": "a", "selection_rate": None, "TPR": 1.0}], ["TPR"])
+
+
+def test_selection_rate_curves_label_the_axis_with_the_rate_key():
+    rows = [{"method": "a", "k": k, "TPR": 0.5} for k in (1, 2)]
+    assert selection_rate_curves(rows, ["TPR"], rate="k").axes[0].get_xlabel() == "k"

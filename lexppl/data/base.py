@@ -72,7 +72,10 @@ class MaskedDataset(Dataset):
         feature_names: Sequence[str] | None = None,
     ) -> None:
         x = torch.as_tensor(x, dtype=torch.float32)
-        y = torch.as_tensor(y, dtype=torch.int64)
+        y = torch.as_tensor(y)
+        if y.is_floating_point() and not bool((y == y.round()).all()):
+            raise ValueError("y must hold integer class labels; got non-integer values")
+        y = y.to(torch.int64)
         truth = torch.as_tensor(truth, dtype=torch.float32)
         if x.dim() < 2:
             raise ValueError(f"x must have shape (n, D) or (n, *shape), got shape {tuple(x.shape)}")

@@ -99,6 +99,12 @@ def mouth_box_mask(
     left = torch.as_tensor(left, dtype=torch.float64)
     right = torch.as_tensor(right, dtype=torch.float64)
     single = left.dim() == 1
+    for name, corner in (("left", left), ("right", right)):
+        if corner.dim() not in (1, 2) or corner.shape[-1] != 2:
+            raise ValueError(
+                f"{name} must hold (x, y) coordinates, shape (2,) or (n, 2); got "
+                f"{tuple(corner.shape)}"
+            )
     left, right = left.reshape(-1, 2), right.reshape(-1, 2)
     if left.shape != right.shape:
         raise ValueError(

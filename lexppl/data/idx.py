@@ -52,6 +52,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path!r}: IDX type code {content[2]:#04x}, expected unsigned bytes")
     ndim = content[3]
     header = 4 + 4 * ndim
+    if len(content) < header:
+        raise ValueError(
+            f"{path!r} is truncated inside its header ({len(content)} of {header} bytes)"
+        )
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = int(np.prod(shape)) if shape else 0
     if len(content) < header + size:

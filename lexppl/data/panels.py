@@ -222,18 +222,22 @@ def make_panels_digits(split: str = "train", seed: int = 0, n: int | None = None
     labels = torch.as_tensor(digits.target, dtype=torch.int64)
     index = digits_split_indices(len(images), split, seed)
     count = _take(len(index), n, "panels-digits", split)
+    size = len(index)
     index = torch.as_tensor(index[:count])
 
+    # The layout of the whole split is drawn whatever n is, so that the first n instances are
+    # the same with any n (and the same as without it).
     rng = _rng(seed, _TAG_LAYOUT, _SPLIT_IDS[split])
     photos = _grey_photos()
-    which = rng.integers(len(photos), size=count)
+    which = rng.integers(len(photos), size=size)
     patches = torch.empty(count, 8, 8)
     for k, p in enumerate(which):
         photo = photos[p]
         top = int(rng.integers(photo.shape[0] - 8 + 1))
         left = int(rng.integers(photo.shape[1] - 8 + 1))
-        patches[k] = photo[top : top + 8, left : left + 8]
-    digit_left = torch.as_tensor(rng.random(count) < 0.5)
+        if k < count:
+            patches[k] = photo[top : top + 8, left : left + 8]
+    digit_left = torch.as_tensor(rng.random(size)[:count] < 0.5)
 
     x, truth = _assemble(images[index], patches, digit_left)
     return MaskedDataset(

@@ -22,6 +22,8 @@ sigmoid for numerical stability.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -46,7 +48,7 @@ _CONTROL_FEATURE = 10
 
 
 def _check_n(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
         raise ValueError(f"n must be a positive integer, got {n!r}")
 
 

@@ -73,6 +73,12 @@ def test_mouth_box_batched_and_degenerate():
     assert torch.equal(mask[1], single)
 
 
+@pytest.mark.parametrize("shape", [(3,), (4, 3), (2, 2, 2)])
+def test_mouth_box_refuses_corners_that_are_not_points(shape):
+    with pytest.raises(ValueError, match=r"left must hold \(x, y\) coordinates"):
+        mouth_box_mask(torch.zeros(shape), torch.ones(shape))
+
+
 # ------------------------------------------------------------------ loader
 @pytest.fixture()
 def celeba_root(tmp_path):

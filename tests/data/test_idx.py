@@ -26,6 +26,9 @@ def test_read_idx_names_a_corrupt_file(tmp_path):
     (tmp_path / "short").write_bytes(content[:-3])
     with pytest.raises(ValueError, match="truncated"):
         read_idx(tmp_path / "short")
+    (tmp_path / "header").write_bytes(content[:9])
+    with pytest.raises(ValueError, match=r"truncated inside its header \(9 of 12 bytes\)"):
+        read_idx(tmp_path / "header")
     (tmp_path / "text").write_bytes(b"not an idx file")
     with pytest.raises(ValueError, match="magic"):
         read_idx(tmp_path / "text")

@@ -84,6 +84,10 @@ def test_digits_determinism_and_seed(digits):
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.truth, b.truth)
     c = make_panels_digits("test", seed=6, n=50)
     assert not torch.equal(a.x, c.x)
+    # n takes the first n instances of the split, layout included.
+    whole = make_panels_digits("test", seed=5)
+    for name in ("x", "y", "truth"):
+        assert torch.equal(getattr(a, name), getattr(whole, name)[:50])
     images, _ = digits
     # same test digits whatever the seed, regenerated layout
     assert set(_match(_panels(a)[0], images).tolist()) == set(

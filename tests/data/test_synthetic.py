@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,6 +149,15 @@ def test_unknown_name_and_split():
 def test_bad_n(n):
     with pytest.raises(ValueError, match="n must be a positive integer"):
         load("xor", n=n)
+
+
+def test_numpy_counts_are_counts():
+    assert len(make_switch(np.int64(7))) == 7
+
+
+def test_non_integer_labels_are_refused():
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        MaskedDataset(torch.zeros(3, 2), torch.tensor([0.5, 1.7, 0.0]), torch.ones(3, 2))
 
 
 def test_bad_seed():
