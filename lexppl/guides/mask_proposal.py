@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pyro
@@ -109,13 +110,23 @@ class _PriorPlusCorrection(nn.Module):
         super().__init__()
         self.lex = [lex]  # a reference: the selector stays the model's, not the proposal's
         self.num_features = num_features
+        groups = lex.groups
+        # One input as the selector takes it: an image (C, H, W) for grouped image models.
+        shape = groups.input_shape if groups is not None and groups.input_shape else None
+        self.input_shape = shape = tuple(shape or (num_features,))
+        if math.prod(shape) != num_features:
+            raise ValueError(
+                f"num_features={num_features}, but the model's inputs have shape {shape} "
+                f"({math.prod(shape)} features)."
+            )
         with torch.no_grad():
             device = next(lex.selector.parameters(), torch.zeros(())).device
-            out = lex.selector(torch.zeros(1, num_features, device=device)).shape[-1]
+            out = lex.selector(torch.zeros(1, *shape, device=device)).shape[-1]
         self.correction = MLP(num_features + target_size, out, tuple(hidden))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
 
     def forward(self, features: Tensor) -> Tensor:
-        prior = self.lex[0].selector(features[:, : self.num_features]).detach()
+        x = features[:, : self.num_features].reshape(-1, *self.input_shape)
+        prior = self.lex[0].selector(x).detach()
         return prior + self.correction(features)

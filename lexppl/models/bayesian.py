@@ -22,6 +22,7 @@ from lexppl.distributions.relaxed import hard_topk
 from lexppl.imputers.base import Imputer
 from lexppl.models.groups import FeatureGroups
 from lexppl.models.lex import LEX, _check_num_samples
+from lexppl.nets.device import check_device
 from lexppl.nets.mode import eval_mode
 
 if TYPE_CHECKING:  # imported lazily at run time: lexppl.infer and lexppl.train import this package
@@ -571,9 +572,7 @@ def fit_bayesian(
     :returns: a :class:`~lexppl.train.FitResult` whose ``losses`` are the per-epoch means of
         the per-datum negative ELBO.
     """
-    from tqdm.auto import tqdm
-
-    from lexppl.train import FitResult, _check_targets_in_support, _check_xy
+    from lexppl.train import _check_targets_in_support, _check_xy
 
     if not isinstance(model, BayesianLEX):
         raise TypeError(f"fit_bayesian trains a BayesianLEX; got {type(model).__name__}.")
@@ -581,18 +580,37 @@ def fit_bayesian(
     for name, value in [("epochs", epochs), ("batch_size", batch_size)]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
-    device = torch.device(device)
-    model.to(device)
+    device = check_device(device)
     freeze = tuple(freeze)
-    for part in freeze:
+    for part in freeze:  # every name checked before anything is frozen
         if part == "selector" or not isinstance(getattr(model, part, None), nn.Module):
             raise ValueError(
                 f"Cannot freeze {part!r}: choose among the BayesianLEX's point-estimated "
                 f"modules (predictor, imputer, likelihood, regularizer)."
             )
-        getattr(model, part).requires_grad_(False)
+    model.to(device)
     pyro.set_rng_seed(seed)
     _check_targets_in_support(model, x, y, device)
+    # The user's own requires_grad flags come back after training, as lexppl.fit does.
+    flags = {p: p.requires_grad for part in freeze for p in getattr(model, part).parameters()}
+    for part in freeze:
+        getattr(model, part).requires_grad_(False)
+    try:
+        return _train_bayesian(
+            model, bound, x, y, epochs, batch_size, lr, weight_decay, freeze, device, seed, progress
+        )
+    finally:
+        for parameter, flag in flags.items():
+            parameter.requires_grad_(flag)
+
+
+def _train_bayesian(
+    model, bound, x, y, epochs, batch_size, lr, weight_decay, freeze, device, seed, progress
+):
+    from tqdm.auto import tqdm
+
+    from lexppl.train import FitResult
+
     model.init_guide(x[:2].to(device), y[:2].to(device))
     guide_ids = {id(p) for p in model.autoguide.parameters()}
     groups = [
@@ -632,7 +650,5 @@ def fit_bayesian(
             result.epochs_run += 1
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
     finally:
-        for part in freeze:
-            getattr(model, part).requires_grad_(True)
         model.eval()
     return result

@@ -64,6 +64,21 @@ def test_a_frozen_predictor_keeps_its_batch_norm_statistics():
     assert all(torch.equal(b, a) for b, a in zip(before, model.predictor.buffers()))
 
 
+def test_freeze_gives_the_users_flags_back_after_training_and_after_a_refusal():
+    x, y = torch.randn(N, D), torch.randint(0, 2, (N,))
+    model = make_model()
+    model.predictor[0].bias.requires_grad_(False)  # the user's own choice
+    flags = [p.requires_grad for p in model.predictor.parameters()]
+    fit_bayesian(model, PathwiseBound(2), x, y, epochs=1, batch_size=N, freeze=("predictor",))
+    assert [p.requires_grad for p in model.predictor.parameters()] == flags
+    for y_bad, freeze in [(y + 4, ("predictor",)), (y, ("predictor", "typo"))]:
+        with pytest.raises(ValueError):
+            fit_bayesian(model, PathwiseBound(2), x, y_bad, epochs=1, freeze=freeze)
+        assert [p.requires_grad for p in model.predictor.parameters()] == flags
+    with pytest.raises(ValueError, match="Unknown device 'gpu'"):
+        fit_bayesian(model, PathwiseBound(2), x, y, epochs=1, device="gpu")
+
+
 def sample_sites(trace):
     return {
         name: site
