@@ -17,7 +17,10 @@ shards' mean-loss gradients, the usual data-parallel rule. Every process then ta
 optimiser step from the same parameters, so the replicas never drift apart. Random draws
 (masks, imputations) use a different stream on every process (seed ``seed + rank``). The
 estimators' own objectives (the REBAR/RELAX variance term) are sums over the data too, so their
-gradients combine the same way.
+gradients combine the same way. Whatever makes a datum's term depend on the other rows of its
+batch breaks that sum, since each process sees only its shard: :func:`lexppl.fit` refuses batch
+normalisation in a trained part and likelihoods that declare ``couples_data`` (the Cox partial
+likelihood) when there is more than one process.
 
 Processes are started by ``torchrun``, which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`setup` reads them and initialises the default
@@ -57,6 +60,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -260,11 +264,19 @@ def check_same_everywhere(settings: dict[str, Any]) -> None:
         )
 
 
-def fingerprint(t: Tensor) -> list[float]:
-    """Two order-sensitive checksums of a tensor's rows, to compare data across processes."""
-    rows = t.detach().reshape(t.shape[0], -1).to(torch.float64).sum(1)
-    position = torch.arange(1, t.shape[0] + 1, dtype=torch.float64, device=rows.device)
-    return [float(rows.sum()), float((rows * position / t.shape[0]).sum())]
+def fingerprint(t: Tensor) -> str:
+    """
+    A checksum of a tensor's shape, dtype and values, to compare data across processes and
+    with a checkpoint's run: the CRC-32 of its bytes in row-major order, so any rearrangement
+    of the values (rows, columns, a flipped image) changes it, unlike sums of the values.
+
+    The same values in the same shape and dtype give the same string on every process and
+    device (the bytes are read on the CPU, in a contiguous copy).
+    """
+    data = t.detach().cpu().contiguous().reshape(-1)
+    # uint8 views exist for every dtype, bfloat16 and bool included, whereas numpy has none.
+    crc = zlib.crc32(data.view(torch.uint8).numpy())
+    return f"{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)} crc32={crc:08x}"
 
 
 def run_on_main(fn: Callable[[], T], context: DistributedContext) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from lexppl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lexppl.distributions import IndependentBernoulli
 from lexppl.infer.bound import ImportanceWeightedBound
 from lexppl.infer.reinforce import ReinforceBound
+from lexppl.models.bayesian import BayesianLEX
 from lexppl.models.lex import LEX
 from lexppl.nets.device import check_device
 from lexppl.nets.mode import eval_mode
@@ -47,6 +49,8 @@ def _check_xy(x: Tensor, y: Tensor) -> None:
         raise ValueError(f"x must have shape (n_samples, ...); got {tuple(x.shape)}.")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"x and y have different lengths: {x.shape[0]} and {y.shape[0]}.")
+    if x.shape[0] == 0:
+        raise ValueError("x and y have no rows: training needs at least one datum.")
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values.")
     if y.is_floating_point() and not torch.isfinite(y).all():
@@ -103,9 +107,12 @@ def fit(
     model.guide, x_b, y_b)`` divided by the batch size (a mean over data, so the learning rate
     does not depend on the batch size) and takes one optimiser step.
 
-    :param LEX model: the model to train (moved to ``device``).
+    :param LEX model: the model to train (moved to ``device``). A
+        :class:`~lexppl.models.BayesianLEX` is refused: train it with
+        :func:`~lexppl.models.fit_bayesian`.
     :param bound: a :class:`~lexppl.infer.ImportanceWeightedBound` (pathwise, reinforce, ...).
-    :param x: inputs ``(n, ...)``; :param y: targets ``(n,)`` (class indices or values).
+    :param x: inputs ``(n, ...)``, ``n >= 1`` (integers are cast to the default float dtype);
+        :param y: targets ``(n,)`` (class indices or values).
     :param int epochs: passes over the data.
     :param int batch_size: mini-batch size.
     :param float lr: Adam learning rate (paper: 1e-4). :param float weight_decay: (paper: 1e-3),
@@ -117,13 +124,21 @@ def fit(
     :param freeze: names of LEX parts kept fixed, e.g. ``("predictor",)`` for the fixed-θ regime;
         they also run in eval mode (batch norm statistics kept, dropout off).
     :param guide: a proposal module (e.g. :class:`~lexppl.guides.MaskProposal`) used instead of
-        the prior proposal ``model.guide``; its parameters are trained too.
+        the prior proposal ``model.guide``; its parameters are trained too, which only the bounds
+        with ``trains_proposal`` do (:class:`~lexppl.infer.VimcoBound`,
+        :class:`~lexppl.infer.ReweightedWakeSleepBound`): the others are refused.
     :param device: ``"cpu"``, ``"cuda"``, ...
     :param int seed: seeds torch (hence Pyro) and the shuffling.
-    :param run_dir: when given, writes ``metrics.jsonl`` (one line per epoch) and an atomic
-        ``checkpoint.pt`` after every epoch.
-    :param bool resume: continue from ``run_dir/checkpoint.pt`` if it exists; the result is the
-        same as an uninterrupted run with the same seed.
+    :param run_dir: when given, writes an atomic ``checkpoint.pt`` after every epoch, then
+        that epoch's line of ``metrics.jsonl``. Without ``resume`` the run is a new one: an
+        earlier run's ``checkpoint.pt`` and ``metrics.jsonl`` there are deleted (with a logged
+        warning).
+    :param bool resume: continue from ``run_dir/checkpoint.pt`` if it exists (else start a
+        new run); the result is the same as an uninterrupted run with the same seed. The data
+        and settings must be the checkpoint's (a ``ValueError`` lists those that differ),
+        except ``epochs``, which may grow (equal: the finished run's model is restored),
+        ``device`` and the number of processes. ``metrics.jsonl`` is rewritten to the
+        checkpoint's epochs.
     :param bool progress: show a progress bar.
     :param bool distributed: data-parallel training over the processes started by
         ``torchrun`` (see :mod:`lexppl.distributed`): joins the process group (``"nccl"`` on
@@ -132,7 +147,11 @@ def fit(
         ``batch_size / world_size`` rows of each global mini-batch of ``batch_size`` rows; the
         gradients are summed so that each step equals the one-process step on the whole batch
         (up to floating-point reduction order). ``batch_size`` must be divisible by the number
-        of processes. Masks and imputations are drawn with seed ``seed + rank``. Only rank 0
+        of processes. That equality needs per-datum terms, so with more than one process
+        models that train batch normalisation (each process would normalise by its own
+        shard's statistics) and likelihoods that declare ``couples_data`` (a Cox partial
+        likelihood, whose risk sets would shrink to a shard) are refused. Masks and
+        imputations are drawn with seed ``seed + rank``. Only rank 0
         writes ``run_dir`` and shows progress; every process returns the same model and
         losses. Without torchrun's variables (``RANK``, ``WORLD_SIZE``) the run is an ordinary
         one-process run, so one script serves both.
@@ -141,7 +160,22 @@ def fit(
         :mod:`lexppl.infer` are for LEX models; an estimator's running statistics (the
         moving-average REINFORCE baseline) are kept by each process from its own shards.
     """
+    if isinstance(model, BayesianLEX):
+        raise ValueError(
+            "fit trains point estimates: it would neither set up a BayesianLEX's variational "
+            "posterior (its autoguide, built on first use) nor weight its KL term once per "
+            "pass over the data. Train it with lexppl.models.fit_bayesian."
+        )
+    if guide is not None and not getattr(bound, "trains_proposal", False):
+        raise ValueError(
+            f"{type(bound).__name__} does not train a mask proposal: it would weigh the "
+            f"guide's draws and leave its parameters as they are. Train a guide with "
+            f"VimcoBound or ReweightedWakeSleepBound, or leave guide=None to propose the masks "
+            f"from the model's prior."
+        )
     _check_xy(x, y)
+    if not x.is_floating_point():  # counts, pixel values: the networks compute in floats
+        x = x.to(torch.get_default_dtype())
     for name, value in [("epochs", epochs), ("batch_size", batch_size)]:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
@@ -175,6 +209,8 @@ def fit(
     _check_targets_in_support(model, x, y, device)
     if guide is not None:
         guide.to(device)
+    if context.active:
+        _check_data_parallel(model, guide, bound, freeze, x, y, device, context, batch_size)
     proposal_params = list(guide.parameters()) if guide is not None else []
     trained = [p for p in model.parameters() if p.requires_grad and p not in frozen]
     trained += [p for p in proposal_params if p.requires_grad]
@@ -194,7 +230,8 @@ def fit(
     optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     trainable = [p for group in groups for p in group["params"]]
 
-    # What the run was asked to do, stored in every checkpoint beside the library version.
+    # What the run was asked to do, stored in every checkpoint beside the library version and
+    # compared on resume; the fingerprints tell other data from the run's own.
     config = {
         "bound": type(bound).__name__,
         "num_masks": bound.num_masks,
@@ -205,18 +242,21 @@ def fit(
         "weight_decay": weight_decay,
         "decayed parameters": sum(p.numel() for p in groups[0]["params"]),
         "freeze": list(freeze),
+        "guide": type(guide).__name__ if guide is not None else None,
         "seed": seed,
+        "x fingerprint": dist_utils.fingerprint(x),
+        "y fingerprint": dist_utils.fingerprint(y),
         "device": str(device),
         "world_size": context.world_size,
     }
     if context.active:
         run = {"resume": resume, "run_dir given": run_dir is not None}
-        _join_replicas(model, guide, bound, x, y, {**config, **run})
+        _join_replicas(model, guide, bound, {**config, **run})
 
     guide_fn = guide if guide is not None else model.guide
     pyro.set_rng_seed(seed + context.rank)
     shuffle = torch.Generator().manual_seed(seed)
-    result, start = FitResult(), 0
+    result, start, state = FitResult(), 0, None
     run_dir = Path(run_dir) if run_dir is not None else None
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
     if resume:
@@ -232,12 +272,18 @@ def fit(
             context,
         )
         if state is not None:
+            _check_same_run(state, config, epochs, checkpoint_path)
             _restore(state, model, optimizer, bound, shuffle)
             _restore_rank(state, bound, context, seed)
             if guide is not None:
                 guide.load_state_dict(state.get("guide", {}))
             start = result.resumed_from = state["epoch"]
             result.losses = list(state["losses"])
+            if start == epochs and context.is_main:
+                logger.info("the run in %s has already trained all %d epochs.", run_dir, epochs)
+    records = []  # metrics.jsonl's lines, kept in the checkpoint too
+    if run_dir is not None and context.is_main:
+        records = _start_metrics_log(run_dir, state, resume)
     n = x.shape[0]
     for p in frozen:
         p.requires_grad_(False)
@@ -283,20 +329,20 @@ def fit(
                 else None
             )
             if run_dir is not None and context.is_main:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                record = {
-                    "epoch": epoch + 1,
-                    "loss": epoch_loss,
-                    "seconds": round(time.perf_counter() - started, 4),
-                }
-                with open(run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                records.append(
+                    {
+                        "epoch": epoch + 1,
+                        "loss": epoch_loss,
+                        "seconds": round(time.perf_counter() - started, 4),
+                    }
+                )
                 save_checkpoint(
                     checkpoint_path,
                     {
                         "config": config,
                         "epoch": epoch + 1,
                         "losses": result.losses,
+                        "metrics": records,
                         "model": model.state_dict(),
                         "guide": guide.state_dict() if guide is not None else {},
                         "optimizer": optimizer.state_dict(),
@@ -309,32 +355,143 @@ def fit(
                         **({"ranks": ranks} if ranks is not None else {}),
                     },
                 )
+                # After the checkpoint: a run killed in between has the epoch in its
+                # checkpoint, whose records rewrite the log on resume, never twice in the log.
+                with open(run_dir / _METRICS_FILE, "a") as f:
+                    f.write(json.dumps(records[-1]) + "\n")
     finally:
         for p, requires_grad in frozen.items():
             p.requires_grad_(requires_grad)
     if context.active:
-        # Buffers updated in training (batch-norm statistics) follow rank 0, as under DDP.
+        # Any buffer a step updates follows rank 0, as under DDP.
         dist_utils.broadcast_from_main(model.buffers())
     model.eval()
     return result
 
 
-def _join_replicas(model, guide, bound, x, y, settings: dict) -> None:
+def _join_replicas(model, guide, bound, settings: dict) -> None:
     # Refuse processes that would train on different data or settings (they would hang or
-    # drift), then start every replica from rank 0's parameters, as DDP does.
+    # drift), then start every replica from rank 0's parameters, as DDP does. The settings
+    # hold the data's fingerprints.
     tensors = [*model.parameters(), *model.buffers(), *bound.parameters()]
     if guide is not None:
         tensors += [*guide.parameters(), *guide.buffers()]
     dist_utils.check_same_everywhere(
         {
             **{key: value for key, value in settings.items() if key != "device"},
-            "x shape": tuple(x.shape),
-            "x checksums": dist_utils.fingerprint(x),
-            "y checksums": dist_utils.fingerprint(y),
             "parameter and buffer shapes": [(tuple(t.shape), str(t.dtype)) for t in tensors],
         }
     )
     dist_utils.broadcast_from_main(tensors)
+
+
+def _check_data_parallel(model, guide, bound, freeze, x, y, device, context, batch_size) -> None:
+    # Data parallelism equals the one-process step only for a loss that is a sum of per-datum
+    # terms, each computed from its own datum alone. Trained batch norm and a likelihood that
+    # couples the data break that silently, so they are refused.
+    modules = [("", model)] + ([("guide", guide)] if guide is not None else [])
+    modules += [(f"bound.{key}", m) for key, m in vars(bound).items() if isinstance(m, nn.Module)]
+    in_frozen_part = {id(m) for part in freeze for m in getattr(model, part).modules()}
+    batch_norms = [
+        ".".join(filter(None, (prefix, name))) or type(module).__name__
+        for prefix, root in modules
+        for name, module in root.named_modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+        # a frozen part runs in eval mode, on its running statistics (if it keeps them)
+        and (id(module) not in in_frozen_part or module.running_mean is None)
+    ]
+    if batch_norms:
+        raise ValueError(
+            f"Distributed training cannot train batch normalisation ({', '.join(batch_norms)}): "
+            f"each of the {context.world_size} processes would normalise by the statistics of "
+            f"its own {batch_size // context.world_size} rows, so a step would not be the "
+            f"one-process step on the whole batch. Train in one process, build the networks "
+            f"without batch norm (e.g. MLP(..., batch_norm=False)), or freeze the LEX part "
+            f"that has it."
+        )
+    # Such a likelihood (a Cox partial likelihood's risk sets) would only see each shard.
+    with torch.no_grad(), eval_mode(model):
+        trace = pyro.poutine.trace(model.model).get_trace(x[:2].to(device), y[:2].to(device))
+    coupling = [
+        f"{name!r} ({type(site['fn']).__name__})"
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample"
+        and site["is_observed"]
+        and getattr(site["fn"], "couples_data", False)
+    ]
+    if coupling:
+        raise ValueError(
+            f"Distributed training cannot use a likelihood that couples the data: site "
+            f"{', '.join(coupling)} makes each datum's term depend on the other rows of its "
+            f"batch, but each of the {context.world_size} processes would see only its own "
+            f"shard of it, which changes the objective. Train in one process "
+            f"(distributed=False)."
+        )
+
+
+# The per-epoch log written to run_dir.
+_METRICS_FILE = "metrics.jsonl"
+
+# Settings a resumed run may change: the epochs to reach (checked separately), the device,
+# and the number of processes (random streams are then re-seeded, see _restore_rank).
+_RESUMABLE_CHANGES = ("epochs", "device", "world_size")
+
+
+def _check_same_run(state: dict, config: dict, epochs: int, path: Path) -> None:
+    # Keys an older checkpoint does not carry are not differences.
+    saved = state.get("config", {})
+    differing = [
+        f"{key} (checkpoint {saved[key]!r}, now {value!r})"
+        for key, value in config.items()
+        if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value
+    ]
+    if differing:
+        raise ValueError(
+            f"Cannot resume from {path}: it was written by a run with other settings or data: "
+            f"{'; '.join(differing)}. Continue it with the same data and settings (only epochs "
+            f"may grow), or start a new run with resume=False or another run_dir."
+        )
+    if state["epoch"] > epochs:
+        raise ValueError(
+            f"Cannot resume from {path} with epochs={epochs}: its run has already trained "
+            f"{state['epoch']} epochs. Ask for epochs >= {state['epoch']}, or start a new run "
+            f"with resume=False or another run_dir."
+        )
+
+
+def _start_metrics_log(run_dir: Path, state: dict | None, resume: bool) -> list[dict]:
+    # The log holds one line per epoch of the checkpoint it belongs to, and nothing else: a
+    # fresh run starts over, and a resumed one goes back to its checkpoint's epochs (a run
+    # killed between the two writes has an epoch in one and not the other).
+    log, checkpoint = run_dir / _METRICS_FILE, run_dir / "checkpoint.pt"
+    if not resume:
+        found = [path.name for path in (checkpoint, log) if path.exists()]
+        if found:
+            logger.warning(
+                "%s holds an earlier run; resume=False starts a new one and deletes its %s.",
+                run_dir,
+                " and ".join(found),
+            )
+        checkpoint.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+        return []
+    if state is None:
+        records = []
+    elif "metrics" in state:
+        records = list(state["metrics"])
+    else:  # a checkpoint written before the records were kept in it: trust the log's lines
+        lines = log.read_text().splitlines() if log.exists() else []
+        records = []
+        for line in lines[: state["epoch"]]:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a kill
+                break
+    if records or log.exists():
+        tmp = log.with_name(f".{log.name}.tmp")
+        tmp.write_text("".join(json.dumps(record) + "\n" for record in records))
+        os.replace(tmp, log)  # never a half-written log
+    return records
 
 
 def _rank_state(bound, device) -> dict:

@@ -15,11 +15,12 @@ import torch
 
 from lexppl import LEX, fit
 from lexppl.checkpoint import load_checkpoint
-from lexppl.distributed import DistributedContext, context_from_environment, shard
+from lexppl.distributed import DistributedContext, context_from_environment, fingerprint, shard
 from lexppl.distributions import IndependentBernoulli
 from lexppl.imputers import ConstantImputer
-from lexppl.infer import EnumerateBound, ReinforceBound
+from lexppl.infer import EnumerateBound, PathwiseBound, ReinforceBound
 from lexppl.models import CategoricalLikelihood
+from lexppl.models.examples import explainable_cox, make_survival_data
 from lexppl.nets import MLP
 
 D, WORLD_SIZE, TIMEOUT = 3, 2, 120
@@ -83,6 +84,27 @@ def _worker(rank, port, out_dir):
         model = make_model(dtype=torch.float32)
         result = fit(model, ReinforceBound(2), x32, y, run_dir=run_dir, resume=True, **stochastic)
         out["resumed"] = (params(model), result.resumed_from)
+
+        # Steps that would not be the one-process step are refused on every process: batch
+        # norm normalises by each shard, and a Cox likelihood's risk sets would shrink to it.
+        # A frozen part's batch norm uses its running statistics and trains nowhere.
+        torch.manual_seed(0)
+        batch_norm = LEX(
+            MLP(D, D, (8,)), MLP(D, 2, (8,), batch_norm=True), ConstantImputer(),
+            IndependentBernoulli, CategoricalLikelihood(),
+        ).double()  # fmt: skip
+        try:
+            fit(batch_norm, EnumerateBound(), x, y, distributed=True, **SETTINGS)
+        except ValueError as error:
+            out["batch norm"] = str(error)
+        frozen = dict(SETTINGS, epochs=1, freeze=("predictor",))
+        fit(batch_norm, EnumerateBound(), x, y, distributed=True, **frozen)
+        cox = explainable_cox(D, k=2, hidden=(8,))
+        x_cox, y_cox, _ = make_survival_data(16, num_features=D)
+        try:
+            fit(cox, PathwiseBound(), x_cox, y_cox, distributed=True, **SETTINGS)
+        except ValueError as error:
+            out["cox"] = str(error)
 
         # Different data on one process: a clear error on every process, not a hang.
         try:
@@ -190,7 +212,24 @@ def test_only_rank_zero_writes_the_run_dir(two_processes, out_dir, tmp_path, cap
 def test_processes_with_different_data_get_a_clear_error(two_processes):
     for out in two_processes:
         assert "must call fit with the same data" in out["mismatch"]
-        assert "y checksums" in out["mismatch"]
+        assert "y fingerprint" in out["mismatch"]
+
+
+def test_models_whose_shards_do_not_add_up_are_refused(two_processes):
+    for out in two_processes:
+        assert "cannot train batch normalisation (predictor.2)" in out["batch norm"]
+        assert "couples the data: site 'y' (CoxPartialLikelihood)" in out["cox"]
+
+
+def test_fingerprint_tells_rearranged_data_apart():
+    # Every sum of the values is the same for these, which a checksum of sums would miss.
+    x = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))
+    assert fingerprint(x[:, [1, 0, 2, 3, 4, 5]]) != fingerprint(x)
+    assert fingerprint(x.flip(-1)) != fingerprint(x)
+    assert fingerprint(x.double()) != fingerprint(x)
+    assert fingerprint(x.reshape(10, 12)) != fingerprint(x)
+    # Equal data give equal fingerprints, however they are laid out in memory.
+    assert fingerprint(x.T.contiguous().T) == fingerprint(x.clone())
 
 
 def test_batch_size_must_be_divisible_by_the_number_of_processes(monkeypatch):

@@ -147,6 +147,11 @@ class ImportanceWeightedBound(ELBO):
     #: every term through every mask and need no such assumption.
     pairs_each_datum_with_its_masks: bool = True
 
+    #: Whether the estimator trains a guide that proposes the masks (an amortised
+    #: :math:`q_\phi(z|x, y)` such as :class:`~lexppl.guides.MaskProposal`). The others only
+    #: weigh its draws and leave its parameters untrained, so :func:`lexppl.fit` refuses one.
+    trains_proposal: bool = False
+
     def __init__(self, num_masks: int = 1, num_imputations: int = 1) -> None:
         for name, value in [("num_masks", num_masks), ("num_imputations", num_imputations)]:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

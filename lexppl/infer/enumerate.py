@@ -62,6 +62,9 @@ class EnumerateBound(ImportanceWeightedBound):
         objective and gradient on ``config_enumerate(poutine.block(lex.model,
         hide=["imputation"]))`` (tested); this class also covers multiple imputation.
 
+    The masks are the model's own: a guide that proposes the mask site is refused (a proposal
+    has nothing to do when every mask is summed over).
+
     :param int num_imputations: :math:`K`.
     :param int max_support: refuse supports larger than this (the cost guard).
     """
@@ -108,6 +111,21 @@ class EnumerateBound(ImportanceWeightedBound):
                 f"EnumerateBound enumerates one mask site; the model has {len(masks)} "
                 f"({', '.join(map(repr, masks))}), whose joint support it would not cover. Use "
                 f"a sampling bound, or condition all but one mask site."
+            )
+        # A guide's mask draws would be replayed over the enumerated support, so the sum over
+        # masks would run over q's few draws instead: no longer log p(y|x), nor a bound on it.
+        proposed = [
+            name
+            for name, site in guide_trace.nodes.items()
+            if site["type"] == "sample"
+            and (name in masks or site.get("infer", {}).get("lex") == MASK)
+        ]
+        if proposed:
+            raise ValueError(
+                f"EnumerateBound sums over every mask itself, but the guide proposes the mask "
+                f"site(s) {', '.join(map(repr, proposed))}. Pass the model's own guide (the "
+                f"prior proposal), or train a mask proposal with VimcoBound or "
+                f"ReweightedWakeSleepBound."
             )
         terms = super()._terms(model_trace, guide_trace)
         K = terms.log_weights.shape[0]

@@ -33,6 +33,9 @@ class ReweightedWakeSleepBound(ImportanceWeightedBound):
     [2] Le et al., *Revisiting Reweighted Wake-Sleep*, UAI 2019.
     """
 
+    #: The proposal follows the wake-phase update (see above).
+    trains_proposal = True
+
     def _surrogate(self, terms: BoundTerms) -> Tensor:
         if terms.proposal_log_prob is None:
             raise ValueError(

@@ -102,6 +102,9 @@ class VimcoBound(ImportanceWeightedBound):
     [2] Senetaire et al., *Explainability as statistical inference*, ICML 2023, App. E.
     """
 
+    #: The proposal's gradient is the bound's own (see above).
+    trains_proposal = True
+
     def __init__(self, num_masks: int = 2, num_imputations: int = 1) -> None:
         super().__init__(num_masks, num_imputations)
         if num_masks < 2:

@@ -268,6 +268,21 @@ def test_enumerate_refuses_large_supports_and_bad_settings():
         ReinforceBound(baseline_decay=1.5)
 
 
+def test_enumerate_refuses_a_guide_that_proposes_the_mask():
+    # Its draws would be replayed over the enumerated support: the sum over masks would run
+    # over a few proposed masks instead, neither log p(y|x) nor a bound on it.
+    from lexppl.guides import MaskProposal
+
+    lex = tiny_lex()
+    proposal = MaskProposal.from_prior(lex, D, num_classes=3, hidden=(8,))
+    x, y = torch.randn(5, D), torch.randint(3, (5,))
+    with pytest.raises(ValueError, match="guide proposes the mask site"):
+        EnumerateBound().loss(lex.model, proposal, x, y)
+    svi = SVI(lex.model, proposal, pyro.optim.Adam({"lr": 0.01}), EnumerateBound())
+    with pytest.raises(ValueError, match="guide proposes the mask site"):
+        svi.step(x, y)
+
+
 def test_enumeration_agrees_with_pyro_trace_enum_elbo():
     # Where Pyro's own enumeration applies (a deterministic imputation, hidden from the trace),
     # TraceEnum_ELBO computes the same exact objective and gradient as EnumerateBound.
