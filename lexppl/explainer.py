@@ -263,7 +263,7 @@ def _fitting(explainer: LEXExplainer):
     with _caller_rng():
         try:
             yield
-        except BaseException:
+        except Exception:  # not KeyboardInterrupt: a fit stopped by hand keeps what it trained
             for name in _fitted_attributes(explainer):
                 delattr(explainer, name)
             vars(explainer).update(previous)
@@ -844,7 +844,9 @@ class LEXExplainer(BaseEstimator):
     def _fitted(self, name: str) -> Any:
         """The option ``name`` the model was fitted with (:attr:`fitted_params_`)."""
         check_is_fitted(self, "model_")
-        return self.fitted_params_[name]
+        # Explainers pickled before fitted_params_ existed: their options are their params.
+        options = getattr(self, "fitted_params_", None) or self.get_params()
+        return options[name]
 
     def _average(self, x: Tensor, num_samples: int, num_imputations: int = 1) -> Tensor:
         # Masks (and imputations) drawn from ``seed``, as scikit-learn's predictions are
@@ -935,7 +937,7 @@ class LEXExplainer(BaseEstimator):
         save_checkpoint(
             path,
             {
-                "config": self.fitted_params_,
+                "config": {name: _plain(self._fitted(name)) for name in self.get_params()},
                 "regime": self.regime_,
                 "n_features": self.n_features_in_,
                 "classes": classes,

@@ -10,7 +10,6 @@ an ``ax`` is given, draws into that axes and returns its figure.
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -273,14 +272,19 @@ def selection_rate_curves(
         missing = [key for key in (rate, method, *metrics) if key not in row]
         if missing:
             raise ValueError(f"rows[{index}] lacks {missing}; it has {sorted(row)}.")
-        if not isinstance(row[rate], numbers.Real) or isinstance(row[rate], bool):
-            raise ValueError(f"rows[{index}][{rate!r}] must be a number; got {row[rate]!r}.")
+        try:  # numbers, or numeric strings as csv.DictReader gives them (a results.csv)
+            float(row[rate])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"rows[{index}][{rate!r}] must be a number; got {row[rate]!r}."
+            ) from None
     names = list(dict.fromkeys(str(row[method]) for row in rows))
     figure = _new_figure(3.4 * len(metrics) + 1.6, 3.0)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     for panel, metric in zip(axes, metrics):
         for name in names:
-            mine = sorted((row for row in rows if str(row[method]) == name), key=lambda r: r[rate])
+            mine = [row for row in rows if str(row[method]) == name]
+            mine = sorted(mine, key=lambda r: float(r[rate]))
             x = np.array([float(row[rate]) for row in mine])
             y = _as_array([row[metric] for row in mine], f"rows[{metric!r}]")
             (line,) = panel.plot(x, y, marker="o", markersize=3, label=name)

@@ -205,6 +205,11 @@ def test_the_fitted_model_keeps_its_options_after_set_params(cancer, tmp_path):
     assert restored.get_params()["k"] == 2 and (restored.select(X[:3]).sum(1) == 2).all()
     with pytest.raises(ValueError, match="fitted with bayesian=True"):
         explainer.credible_interval(X[:3])
+    # An explainer pickled before fitted_params_ existed reads its params instead.
+    explainer.set_params(k=2, task="classification", imputer="constant", bayesian=False)
+    del explainer.fitted_params_
+    assert set(explainer.predict(X[:5])) <= {0, 1}
+    explainer.save(tmp_path / "older.pt")
 
 
 def test_fit_and_predict_leave_the_callers_random_generators_as_they_were(cancer):

@@ -126,6 +126,14 @@ def test_selection_rate_curves_names_missing_keys():
         selection_rate_curves([{"method": "a", "selection_rate": None, "TPR": 1.0}], ["TPR"])
 
 
+def test_selection_rate_curves_take_rows_read_from_a_csv_file():
+    rows = [
+        {"method": "a", "selection_rate": r, "TPR": t} for r, t in [("0.3", "0.9"), ("0.1", "1")]
+    ]
+    line = selection_rate_curves(rows, ["TPR"]).axes[0].lines[0]
+    np.testing.assert_allclose(line.get_xdata(), [0.1, 0.3])
+
+
 def test_selection_rate_curves_label_the_axis_with_the_rate_key():
     rows = [{"method": "a", "k": k, "TPR": 0.5} for k in (1, 2)]
     assert selection_rate_curves(rows, ["TPR"], rate="k").axes[0].get_xlabel() == "k"

@@ -97,7 +97,8 @@ class LIME(Comparator):
             # Each row's perturbations from the seed itself, not from wherever earlier rows and
             # calls left the generator: an explanation then depends on its input only (what
             # max-sensitivity assumes). lime's discretizer and regression share this RandomState.
-            self._explainer.random_state.seed(self.seed)
+            if isinstance(self.seed, (int, np.integer)):  # not numpy's global generator (None)
+                self._explainer.random_state.seed(int(self.seed))
             explanation = self._explainer.explain_instance(
                 row,
                 self.predict,

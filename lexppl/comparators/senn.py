@@ -54,8 +54,9 @@ class SENN(nn.Module, Comparator):
     :param int num_features: ``D``. :param int num_classes: ``C``.
     :param hidden: hidden sizes of the parametriser :math:`\theta` (an :class:`~lexppl.nets.MLP`).
     :param float robustness: :math:`\lambda` (the paper explores :math:`10^{-4}` to 1).
-    :param bool add_bias: add the constant concept.
     :param device: where the network trains and runs.
+    :param bool add_bias: add the constant concept (``False``: the networks of lexppl before
+        0.2, whose saved weights load only so).
 
     Example::
 
@@ -69,8 +70,8 @@ class SENN(nn.Module, Comparator):
         num_classes: int,
         hidden: Sequence[int] = (200, 200),
         robustness: float = 1e-2,
-        add_bias: bool = True,
         device: str | torch.device = "cpu",
+        add_bias: bool = True,
     ) -> None:
         super().__init__()
         self.num_features = check_int(num_features, "num_features", 1, "SENN")
@@ -201,6 +202,13 @@ class SENN(nn.Module, Comparator):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Weights saved before the flag existed are a trained SENN's.
         state_dict.setdefault(f"{prefix}fitted_", torch.tensor(True))
+        last = [key for key in state_dict if key.startswith(f"{prefix}parametriser.")][-1:]
+        rows = self.num_features * self.num_classes
+        if self.add_bias and last and state_dict[last[0]].shape[0] == rows:
+            raise RuntimeError(
+                f"these SENN weights have no constant concept ({rows} outputs = D x C): load "
+                f"them into SENN(..., add_bias=False)."
+            )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _check_fitted(self) -> None:

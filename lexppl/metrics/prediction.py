@@ -103,9 +103,9 @@ def auroc_per_sample(probs: ArrayLike, y: ArrayLike) -> torch.Tensor:
     """
     Area under the ROC curve for each mask sample.
 
-    For two classes the score is the margin ``probs[..., 1] - probs[..., 0]``,
-    which ranks instances as the positive-class probability does and as the
-    log-odds do for logits. For more classes it is the one-vs-rest micro
+    For two classes the score is the positive-class probability
+    ``probs[..., 1]``, or for logits their margin ``probs[..., 1] - probs[..., 0]``
+    (the log-odds). For more classes it is the one-vs-rest micro
     average, i.e. the AUROC of the flattened one-hot labels against the
     flattened probabilities, as REAL-X does on MNIST; pooling scores across
     rows needs probabilities, so logits are refused there. Computed with
@@ -137,7 +137,11 @@ def auroc_per_sample(probs: ArrayLike, y: ArrayLike) -> torch.Tensor:
     if num_classes == 2:
         if np.unique(labels).size < 2:
             raise ValueError("auroc needs both classes present in y, got a single class")
-        values = [roc_auc_score(labels, s[:, 1] - s[:, 0]) for s in scores]
+        # Probabilities rank by p1 itself (a margin p1 - p0 would round p1 < 1e-16 away);
+        # logits by their margin, the log-odds.
+        probabilities = (scores >= 0).all() and np.allclose(scores.sum(-1), 1.0, atol=1e-3)
+        ranked = scores[..., 1] if probabilities else scores[..., 1] - scores[..., 0]
+        values = [roc_auc_score(labels, s) for s in ranked]
     else:
         if not ((scores >= 0).all() and np.allclose(scores.sum(-1), 1.0, atol=1e-3)):
             raise ValueError(

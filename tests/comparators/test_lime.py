@@ -56,6 +56,12 @@ def test_bad_input_is_rejected():
         LIME(TwoFeatures(), x, num_samples=0)
 
 
+def test_a_random_state_seed_is_lime_s_own():
+    x = torch.randn(100, 4, generator=torch.Generator().manual_seed(4))
+    lime = LIME(TwoFeatures(), x, num_samples=200, seed=np.random.RandomState(0))
+    assert lime.attribute(x[:2]).shape == (2, 4)
+
+
 def test_a_rows_explanation_depends_on_that_row_only():
     # Seeded afresh per row: the same row gives the same scores alone, in a batch and when
     # explained again, so that max-sensitivity at radius 0 is 0.

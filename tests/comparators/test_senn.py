@@ -123,6 +123,14 @@ def test_bad_input_is_rejected():
     torch.testing.assert_close(restored.attribute(x), fitted.attribute(x))
 
 
+def test_weights_without_the_constant_concept_name_add_bias():
+    x, y = two_feature_data(50)
+    old = SENN(6, 2, hidden=(8,), add_bias=False).fit(x, y, epochs=1)
+    with pytest.raises(RuntimeError, match=r"add_bias=False"):
+        SENN(6, 2, hidden=(8,)).load_state_dict(old.state_dict())
+    assert SENN(6, 2, (8,), 1e-2, "cpu").add_bias  # the arguments before it keep their places
+
+
 def test_each_fit_starts_afresh_from_its_seed():
     import random
 

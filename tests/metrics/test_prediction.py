@@ -73,6 +73,13 @@ def test_auroc_of_logits_is_that_of_their_probabilities():
         auroc(torch.randn(40, 4, generator=generator), torch.arange(40) % 4)
 
 
+def test_auroc_of_tiny_probabilities_keeps_their_order():
+    # p1 - p0 would round every p1 < 1e-16 to the same -1: the probability itself ranks them.
+    p1 = torch.tensor([1e-30, 1e-25, 1e-20, 1e-18], dtype=torch.float64)
+    probs = torch.stack([1 - p1, p1], -1)
+    assert auroc(probs, torch.tensor([0, 0, 1, 1])) == 1.0
+
+
 def test_auroc_single_class():
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
     with pytest.raises(ValueError, match="both classes"):
