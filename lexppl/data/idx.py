@@ -21,7 +21,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["MNIST_FOLDERS", "read_idx", "read_mnist"]
+__all__ = ["MNIST_FOLDERS", "mnist_layout_hint", "read_idx", "read_mnist"]
 
 #: Folder names searched under ``root`` for each dataset, in order.
 MNIST_FOLDERS = {
@@ -75,6 +75,20 @@ def _find(root: str, dataset: str, name: str) -> str | None:
     return None
 
 
+def _file_names(train: bool) -> tuple[str, str]:
+    prefix = "train" if train else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+def mnist_layout_hint(dataset: str, train: bool) -> str:
+    """What :func:`read_mnist` looks for, for error messages: the split's two file names and
+    the folders searched, e.g. ``"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or .gz)
+    in <root>/MNIST/raw/, <root>/mnist/ or <root>/MNIST/"``."""
+    images, labels = _file_names(train)
+    folders = [f"<root>/{folder}/" for folder in MNIST_FOLDERS[dataset]]
+    return f"{images} and {labels} (or .gz) in {', '.join(folders[:-1])} or {folders[-1]}"
+
+
 def read_mnist(
     root: str | os.PathLike, dataset: str = "mnist", train: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -91,10 +105,10 @@ def read_mnist(
     """
     if dataset not in MNIST_FOLDERS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(MNIST_FOLDERS)}")
-    prefix = "train" if train else "t10k"
+    images_name, labels_name = _file_names(train)
     root = os.fspath(root)
-    images_path = _find(root, dataset, f"{prefix}-images-idx3-ubyte")
-    labels_path = _find(root, dataset, f"{prefix}-labels-idx1-ubyte")
+    images_path = _find(root, dataset, images_name)
+    labels_path = _find(root, dataset, labels_name)
     if images_path is None or labels_path is None:
         return None
     images = read_idx(images_path)

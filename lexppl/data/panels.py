@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from lexppl.data.base import MaskedDataset
-from lexppl.data.idx import read_mnist
+from lexppl.data.idx import mnist_layout_hint, read_mnist
 
 __all__ = [
     "DIGITS_FRACTIONS",
@@ -294,13 +294,14 @@ def mnist_split_indices(num: int, split: str, seed: int, pool: str = "mnist") ->
     return order[:num_train] if split == "train" else order[num_train:]
 
 
-def _missing_message(root: str, folder: str, missing: list[str]) -> str:
+def _missing_message(root: str, folder: str, train: bool) -> str:
+    # Name the layouts read_mnist searches (the CLI's --root help names the same); download=True
+    # is the Python API's only other way in, so the message says so without the CLI offering it.
+    dataset = {"MNIST": "mnist", "FashionMNIST": "fashion"}[folder]
     return (
-        f"{folder} files not found under root={root!r}: missing "
-        f"{', '.join(missing)}. Expected torchvision's layout "
-        f"'<root>/{folder}/raw/<name>' with the four uncompressed IDX files "
-        f"{', '.join(_MNIST_FILES)} (decompress '*.gz' files there if you have them). "
-        "Pass download=True to let torchvision fetch them when a network is available."
+        f"{folder} {'training' if train else 'test'} files not found under root={root!r}: "
+        f"expected {mnist_layout_hint(dataset, train)} (from Python, download=True lets "
+        "torchvision fetch them when a network is available)"
     )
 
 
@@ -322,11 +323,11 @@ def _read_mnist_format(root: str, folder: str, train: bool, download: bool):
         os.path.isfile(os.path.join(legacy, name)) for name in ("training.pt", "test.pt")
     )
     if missing and not has_legacy and not download:
-        raise FileNotFoundError(_missing_message(root, folder, missing))
+        raise FileNotFoundError(_missing_message(root, folder, train))
     try:
         data = cls(root, train=train, download=download)
     except RuntimeError as err:
-        raise FileNotFoundError(_missing_message(root, folder, missing)) from err
+        raise FileNotFoundError(_missing_message(root, folder, train)) from err
     return data.data, data.targets
 
 

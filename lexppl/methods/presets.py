@@ -485,7 +485,7 @@ def basex(
     groups: FeatureGroups | None = None,
 ) -> Method:
     r"""
-    BASE-X (Jethani et al. 2021, §5), REAL-X's control, as a LEX model.
+    BASE-X (Jethani et al. 2021, §6), REAL-X's control, as a LEX model.
 
     Everything as :func:`realx` (Bernoulli selector, λ·mean(z), 0-imputation, REBAR with
     η = 1, τ = 0.1, same optimiser) except the predictor: it is trained **jointly** with the

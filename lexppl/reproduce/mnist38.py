@@ -2,7 +2,7 @@
 MNIST 3 vs 8: L2X's post-hoc accuracy with 4 patches of 4×4 pixels (L2X Table 4) and AIL's
 Table 3 fidelities at k = 25 pixels for L2X, AIL and LEX.
 
-The task (L2X §4.3, AIL §4.3): the digits 3 and 8 of MNIST (11,982 training / 1,984 test
+The task (L2X §4.3, AIL §4.2): the digits 3 and 8 of MNIST (11,982 training / 1,984 test
 images, pixels / 255), label 1 for an 8. A **black box** :math:`M` is trained first — L2X's CNN
 (two 5×5 convolutions of 8 and 16 filters, each followed by 2×2 max-pooling, then a linear
 layer; AIL's black box is a larger CNN, notes §2.5) — and every method explains it **post hoc**:
@@ -40,7 +40,7 @@ version (what the tests run).
 [1] J. Chen, L. Song, M. J. Wainwright, M. I. Jordan, *Learning to Explain: An
     Information-Theoretic Perspective on Model Interpretation*, ICML 2018, §4.3 and Table 4.
 [2] J. Liang, B. Bai, Y. Cao, K. Bai, F. Wang, *Adversarial Infidelity Learning for Model
-    Interpretation*, KDD 2020, §4.3 and Table 3.
+    Interpretation*, KDD 2020, §4.2 and Table 3.
 [3] H. Senetaire, D. Garreau, J. Frellsen, P.-A. Mattei, *Explainability as statistical
     inference*, ICML 2023.
 """
@@ -340,6 +340,11 @@ def _spread(values: list[float]) -> str:
     return f"{listed} (mean {statistics.fmean(values):.1f} ± SE {se:.1f})"
 
 
+def _subset_text(n: int, total: int, seed: int) -> str:
+    # load_mnist38 keeps every image when n reaches the split's size.
+    return f"all {total:,}" if n >= total else f"a random {n:,} of the {total:,} (seed {seed})"
+
+
 def _notes(
     settings: Settings,
     quick: bool,
@@ -356,9 +361,10 @@ Ours beside the published numbers (L2X Table 4; AIL Table 3; stored in
 FU-M, FU-A and SEN. "–": not published. "black box ACC": the explained model's test accuracy
 (ours: L2X's CNN; AIL's black box is a larger CNN). LEX has no published row.
 
-Settings{" (quick smoke run, not a reproduction)" if quick else ""}: MNIST 3 vs 8, a random
-{s.n_train:,} of the 11,982 training images (seed {seed}) and {s.n_test:,} of the 1,984 test
-images. Black box trained {s.black_box_epochs} epochs (Adam {s.lr:g}, batch {s.batch_size}).
+Settings{" (quick smoke run, not a reproduction)" if quick else ""}: MNIST 3 vs 8,
+{_subset_text(s.n_train, 11_982, seed)} training images and
+{_subset_text(s.n_test, 1_984, seed + 1)} test images. Black box trained {s.black_box_epochs}
+epochs (Adam {s.lr:g}, batch {s.batch_size}).
 Every explainer is trained post hoc on the soft targets M(x), batch {s.batch_size}: L2X
 {s.l2x_epochs} epochs (Adam {s.lr:g}, weight decay {s.l2x_weight_decay:g}; τ = {s.l2x_temperature:g}
 with patches, the L2X paper's, and {s.l2x_pixel_temperature:g} at k = 25 pixels, AIL's), AIL

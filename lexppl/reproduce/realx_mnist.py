@@ -61,6 +61,7 @@ import torch
 from torch import Tensor, nn
 
 from lexppl.data import read_mnist
+from lexppl.data.idx import mnist_layout_hint
 from lexppl.methods import EvalX, Method, basex, invase, l2x, realx
 from lexppl.metrics import accuracy, auroc
 from lexppl.models.lex import LEX
@@ -152,8 +153,8 @@ def load_mnist(
     arrays = read_mnist(root, dataset, train=train)
     if arrays is None:
         raise ValueError(
-            f"no {dataset} IDX files found under --root {os.fspath(root)!r} (expected "
-            f"{dataset}/train-images-idx3-ubyte[.gz] or torchvision's layout)."
+            f"no {dataset} {'training' if train else 'test'} IDX files found under --root "
+            f"{os.fspath(root)!r} (expected {mnist_layout_hint(dataset, train)})."
         )
     images, labels = arrays
     return images.float() / 255.0, labels
@@ -363,7 +364,7 @@ def encoding_signature(rows: list[dict], chance: float, n_test: int) -> dict[str
     - ``l2x_acc_high``: L2X's own ACC within 5 points of FULL's (the paper's selection rule);
     - ``l2x_eacc_near_chance``: L2X's eACC below ``chance`` + 3 binomial standard errors of a
       classifier at chance on ``n_test`` images, or within 10 points of chance (the paper's
-      11.4 % is 1.4 points above);
+      11.4 % is 1.4 points above uniform chance, 10 %);
     - ``realx_eacc_high``: REAL-X's eACC at least 50 points above chance (paper: 86.7 %).
 
     :param float chance: the accuracy of always predicting the most frequent test class.

@@ -1,5 +1,5 @@
 """
-REAL-X Table 1 (Jethani et al. 2021, §5): every method on the switching datasets S1–S3.
+REAL-X Table 1 (Jethani et al. 2021, §6.3): every method on the switching datasets S1–S3.
 
 For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
 :func:`lexppl.data.load`) this trains, with the presets of :mod:`lexppl.methods`:
@@ -45,7 +45,7 @@ given it. Percentages except AUROC, as in the paper.
 
 **Budget.** The paper trains every model for 1,000 epochs at Adam 1e-4 (batch 1000: 10,000
 steps). The default here (``SETTINGS["default"]``: 200 epochs, LEX-MI 60, at Adam 1e-3) takes
-about 22–25 minutes on one unloaded CPU core; the markdown notes state the numbers.
+22–30 minutes on an unloaded 2-core CPU; the markdown notes state the numbers.
 ``quick=True`` is a seconds-long smoke version on a few hundred instances with small networks.
 This is one training run per method, as in the paper; :mod:`lexppl.reproduce.realx_table1_seeds`
 (``lexppl reproduce realx-table1-seeds``) reruns the rows of the claims over five seeds.
@@ -158,7 +158,7 @@ class Settings:
     lex_pathwise_method: str = "relaxed"
     # LEX-MI's parametrisation (:data:`LEX_PARAMETRISATIONS`): "k-subset" (k = lex_k, then
     # REAL-X's size); "bernoulli": independent Bernoulli masks with REAL-X's penalty λ·mean(z)
-    # at the paper's λ for REAL-X on that dataset, otherwise as "k-subset" (LEX App. F.2.2's
+    # at the paper's λ for REAL-X on that dataset, otherwise as "k-subset" (LEX App. F.2.3's
     # second set-up); "bernoulli-pretrained": as "bernoulli", its predictor first trained
     # alone on Bernoulli(1/2) masks with Gaussian imputation for ``pretrain_epochs``
     # (REAL-X's first step), then jointly with the selector; "realx": REAL-X's preset and
@@ -227,7 +227,7 @@ def reference() -> dict[tuple[str, str, str], float]:
     The published Table 1, from ``lexppl/reproduce/references/realx_table1.csv``:
     ``{(metric, method, dataset): value}`` with metrics in :data:`METRICS` (percentages except
     the AUROCs) and ``"k or lambda"``, methods ``REAL-X, L2X, INVASE, BASE-X``, datasets
-    ``s1, s2, s3``. The file's header comment and ``source`` column name the table and page.
+    ``s1, s2, s3``. The file's header comment and ``source`` column name the section and table.
     """
     return {
         (row["metric"], row["method"], dataset): float(row[dataset])

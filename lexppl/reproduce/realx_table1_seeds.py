@@ -5,7 +5,7 @@ several seeds, and the paired differences LEX-MI − REAL-X.
 :mod:`lexppl.reproduce.realx_table1` is one training run per method, as REAL-X Table 1 is. Its
 standard errors are over test instances: they say how well that one run is measured, not how
 much a rerun would move. The LEX paper reports its synthetic experiments as mean and standard
-deviation over 5 generated datasets (LEX §5.1, Fig. 3). This experiment does the same for the
+deviation over 5 generated datasets (LEX §4.1, Fig. 3). This experiment does the same for the
 rows the claims are about. For each seed :math:`s \\in \\{seed, \\dots, seed + n - 1\\}` and
 each dataset it runs :func:`~lexppl.reproduce.realx_table1.run_dataset` with seed :math:`s`:
 new training, validation and test data, new evaluators, new initialisations, the same settings
@@ -35,8 +35,8 @@ number of workers. ``out/per_seed.csv`` has every run's row with its seed, ``out
 
 [1] N. Jethani, M. Sudarshan, Y. Aphinyanaphongs, R. Ranganath, *Have We Learned to Explain?*,
     AISTATS 2021, Table 1.
-[2] D. Senetaire, D. Garreau, J. Frellsen, P.-A. Mattei, *Explainability as statistical
-    inference*, ICML 2023, §5.1 and Fig. 3.
+[2] H. Senetaire, D. Garreau, J. Frellsen, P.-A. Mattei, *Explainability as statistical
+    inference*, ICML 2023, §4.1 and Fig. 3.
 """
 
 from __future__ import annotations

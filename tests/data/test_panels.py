@@ -176,11 +176,17 @@ def test_sp_split_indices():
 
 def test_sp_missing_files(tmp_path):
     with pytest.raises(
-        FileNotFoundError, match=r"(?s)MNIST files not found.*root=.*raw.*download=True"
+        FileNotFoundError,
+        match=r"MNIST training files not found under root=.*: expected train-images-idx3-ubyte "
+        r"and train-labels-idx1-ubyte \(or \.gz\) in <root>/MNIST/raw/, <root>/mnist/ or "
+        r"<root>/MNIST/.*download=True",
     ):
         load("panels-mnist", root=str(tmp_path / "nowhere"))
     write_mnist_root(tmp_path, folders=("MNIST",))
-    with pytest.raises(FileNotFoundError, match="FashionMNIST files not found"):
+    # The message names every layout read_mnist searches, the CLI's fashion/*.gz among them.
+    with pytest.raises(
+        FileNotFoundError, match=r"FashionMNIST training files not found.*<root>/fashion/"
+    ):
         load("panels-fashion", root=str(tmp_path))
     with pytest.raises(ValueError, match="needs root="):
         load("panels-mnist")

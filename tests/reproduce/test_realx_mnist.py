@@ -138,6 +138,16 @@ def test_missing_root_is_a_clear_error(tmp_path):
         run("realx-mnist", tmp_path / "out", root=tmp_path, quick=True)  # no IDX files
 
 
+def test_missing_test_files_are_named(tmp_path):
+    # Only the training files are there: the message names the test files, not the ones present.
+    write_mnist_root(tmp_path, folders=("MNIST",))
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / "MNIST" / "raw" / name).unlink()
+    load_mnist(tmp_path, "mnist", train=True)
+    with pytest.raises(ValueError, match=r"test IDX files.*t10k-images-idx3-ubyte and t10k-labels"):
+        load_mnist(tmp_path, "mnist", train=False)
+
+
 def test_cli_reports_a_missing_root(tmp_path, capsys):
     assert main(["reproduce", "realx-mnist", "--quick", "--out", str(tmp_path / "o")]) == 2
     assert "--root" in capsys.readouterr().err
