@@ -14,6 +14,8 @@ used by :class:`~lexppl.distributions.IndependentBernoulli` and
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 from torch.distributions.utils import clamp_probs
@@ -88,6 +90,26 @@ def _log1mexp(log_p: Tensor) -> Tensor:
     )
 
 
+def _log1m_softmax(log_p: Tensor) -> Tensor:
+    """:math:`\\log(1 - p_i)` for every entry of a probability vector given as ``log_p`` (dim -1).
+
+    Entries with :math:`p_i \\le 1/2` use :func:`_log1mexp`. At most one entry exceeds 1/2; for it
+    :math:`\\log(1 - p_i) = \\log \\sum_{j \\ne i} p_j`, which stays exact when :math:`p_i` rounds
+    to 1 (``log1mexp`` would give -inf there). Other entries at -inf are floored at the dtype's
+    lowest number first, so one finite entry left gives a finite value and finite gradients.
+    """
+    half = -0.6931471805599453
+    top = log_p.argmax(-1, keepdim=True)
+    rest = (
+        log_p.clamp(min=torch.finfo(log_p.dtype).min)
+        .scatter(-1, top, float("-inf"))
+        .logsumexp(-1, keepdim=True)
+    )
+    below_half = _log1mexp(log_p.clamp(max=half))
+    top_value = torch.where(log_p.gather(-1, top) > half, rest, below_half.gather(-1, top))
+    return below_half.scatter(-1, top, top_value)
+
+
 def relaxed_topk(scores: Tensor, k: int, temperature: float) -> Tensor:
     r"""Relaxed top-k of Xie & Ermon (2019) along the last dimension.
 
@@ -103,21 +125,24 @@ def relaxed_topk(scores: Tensor, k: int, temperature: float) -> Tensor:
     sum to ``k``. As :math:`\tau \to 0` it converges to the hard top-k of ``s``. At moderate
     temperatures an entry can exceed 1 (e.g. two features, :math:`p^{(1)} = (0.6, 0.4)`,
     :math:`\tau = 1` gives 1.1 and 0.9); like the original, no clipping is applied.
-    ``log(1 - p)`` is computed in log space and capped below zero so that gradients stay
-    finite when a softmax saturates.
+    ``log(1 - p)`` is computed in log space, for the leading entry as the log of the others'
+    sum, so a softmax that saturates (:math:`p^{(i)}` rounding to 1) still removes its entry and
+    passes gradients to the others.
 
     :param scores: tensor of shape ``(..., D)``.
     :param k: number of successive softmaxes, ``1 <= k <= D``.
     :param temperature: softmax temperature :math:`\tau > 0`.
     """
     temperature = _check_temperature(temperature)
-    cap = -torch.finfo(scores.dtype).eps
+    size = scores.shape[-1]
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
+        raise ValueError(f"k must be an integer in [1, {size}] (the scores' last dim), got {k!r}")
     alpha = scores
     total = torch.zeros_like(scores)
     for _ in range(k):
         log_p = torch.log_softmax(alpha / temperature, dim=-1)
         total = total + log_p.exp()
-        alpha = alpha + _log1mexp(log_p.clamp(max=cap))
+        alpha = alpha + _log1m_softmax(log_p)
     return total
 
 
