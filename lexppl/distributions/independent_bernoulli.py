@@ -10,7 +10,12 @@ import torch.nn.functional as F
 from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
-from torch.distributions.utils import lazy_property, logits_to_probs, probs_to_logits
+from torch.distributions.utils import (
+    clamp_probs,
+    lazy_property,
+    logits_to_probs,
+    probs_to_logits,
+)
 
 from lexppl.distributions.relaxed import (
     _check_temperature,
@@ -143,7 +148,7 @@ class IndependentBernoulli(TorchDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        logits, value = torch.broadcast_tensors(self.logits, value)
+        logits, value = torch.broadcast_tensors(self.logits, value.to(self.logits.dtype))
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
     @property
@@ -370,6 +375,9 @@ class IndependentRelaxedBernoulli(TorchDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
+        # The support is the closed [0, 1]; at its ends the logit is ±inf (as torch's
+        # RelaxedBernoulli, values are clamped into the open interval first).
+        value = clamp_probs(value)
         x = value.log() - (-value).log1p()
         tau = self.temperature
         diff = tau * x - self.logits

@@ -348,7 +348,11 @@ class KSubset(TorchDistribution):
             self._validate_sample(value)
         # sum_d z_d (l_d - c) = sum_d z_d l_d - k c for valid masks, so the shift cancels.
         centered = self._centered_logits
-        score = (value.to(centered.dtype) * centered).sum(-1)
+        value = value.to(centered.dtype)
+        # An unselected feature with logit -inf adds 0, not 0 · (-inf); the product keeps the
+        # gradient in ``value`` that straight-through masks rely on.
+        centered = torch.where((value == 0) & centered.isneginf(), 0.0, centered)
+        score = (value * centered).sum(-1)
         lp = (score - self._centered_log_normalizer).to(self.logits.dtype)
         invalid = value.sum(-1) != self.k
         return lp.masked_fill(invalid, -math.inf)
@@ -381,7 +385,9 @@ class KSubset(TorchDistribution):
     def entropy(self) -> Tensor:
         r""":math:`H = \log e_k(w) - \sum_d P(Z_d = 1) \ell_d`."""
         centered = self._centered_logits
-        expected = (self.mean.to(centered.dtype) * centered).sum(-1)
+        mean = self.mean.to(centered.dtype)
+        # A feature with logit -inf has P = 0 and adds 0 (not 0 · (-inf)), gradients included.
+        expected = (mean * torch.where(centered.isneginf(), 0.0, centered)).sum(-1)
         return (self._centered_log_normalizer - expected).to(self.logits.dtype)
 
     def enumerate_support(self, expand: bool = True) -> Tensor:

@@ -300,6 +300,14 @@ class CoxPartialLikelihood(TorchDistribution):
             raise ValueError("The data dimension of a Cox partial likelihood cannot expand.")
         return CoxPartialLikelihood(self.log_risk.expand(batch_shape))
 
+    def sample(self, sample_shape=torch.Size()) -> Tensor:  # noqa: B008
+        # Reached by LEX.predict or Predictive without y; torch's own error says nothing.
+        raise NotImplementedError(
+            "CoxPartialLikelihood cannot be sampled: a partial likelihood is not a generative "
+            "model of (time, event), so LEX.predict and Predictive without y do not apply; "
+            "score observed y with log_prob, or read log-risks from the predictor."
+        )
+
     def log_prob(self, value: Tensor) -> Tensor:
         time, event = value[..., 0], value[..., 1]
         if time.dim() != 1 or time.shape[0] != self.log_risk.shape[-1]:

@@ -23,6 +23,7 @@ A grouping object provides
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from torch import Tensor
@@ -179,7 +180,7 @@ class PatchGrid(FeatureGroups):
 
     def __init__(self, image_shape: Sequence[int], patch: int | Sequence[int]) -> None:
         self.input_shape = _shape(image_shape, "image_shape", 3)
-        if isinstance(patch, int):
+        if isinstance(patch, numbers.Integral):
             patch = (patch, patch)
         self.patch = _shape(patch, "patch", 2)
         _, height, width = self.input_shape

@@ -50,8 +50,8 @@ class NormalLikelihood(nn.Module):
 
     def __init__(self, scale: float = 1.0, learnable: bool = True) -> None:
         super().__init__()
-        if scale <= 0:
-            raise ValueError(f"NormalLikelihood scale must be positive; got {scale}.")
+        if not 0 < scale < float("inf"):  # also refuses NaN
+            raise ValueError(f"NormalLikelihood scale must be positive and finite; got {scale}.")
         log_scale = torch.tensor(float(scale)).log()
         if learnable:
             self.log_scale = nn.Parameter(log_scale)
@@ -84,8 +84,15 @@ class SoftTargetCategorical(TorchDistribution):
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(SoftTargetCategorical, _instance)
         batch_shape = torch.Size(batch_shape)
-        return SoftTargetCategorical(self.logits.expand(batch_shape + self.event_shape))
+        # The logits are already normalised; a second logsumexp would only cost time.
+        new.logits = self.logits.expand(batch_shape + self.event_shape)
+        super(SoftTargetCategorical, new).__init__(
+            batch_shape, self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
+        return new
 
     @property
     def probs(self) -> Tensor:

@@ -184,3 +184,22 @@ def test_straight_through_extreme_logits():
     )
     z.sum().backward()
     assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64])
+def test_log_prob_takes_bool_and_integer_masks(dtype):
+    d = IndependentBernoulli(logits=_logits(3))
+    mask = torch.tensor([1, 0, 1, 1, 0]).expand(3, D)
+    torch.testing.assert_close(d.log_prob(mask.to(dtype)), d.log_prob(mask.float()))
+
+
+def test_relaxed_log_prob_is_finite_at_the_ends_of_the_support():
+    # The support is the closed [0, 1]; torch's RelaxedBernoulli also gives finite values there.
+    d = IndependentRelaxedBernoulli(logits=_logits(), temperature=0.5, validate_args=True)
+    ends = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.5])
+    assert torch.isfinite(d.log_prob(ends)).all()
+    ours = d.log_prob(torch.tensor([1e-3, 0.5, 0.2, 0.9, 0.999]))
+    theirs = RelaxedBernoulli(torch.tensor(0.5), logits=_logits())
+    torch.testing.assert_close(
+        ours, theirs.log_prob(torch.tensor([1e-3, 0.5, 0.2, 0.9, 0.999])).sum(-1)
+    )

@@ -300,3 +300,23 @@ def test_bad_temperature(temperature):
         d.straight_through(temperature)
     with pytest.raises(ValueError, match="temperature"):
         d.relaxed(temperature)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_minus_infinite_logit_is_never_selected_and_scores_stay_finite(k):
+    # A feature at logit -inf is one that cannot be selected: masks without it keep finite
+    # log-probabilities that sum to 1 (k = 1 is the categorical), and the entropy is finite.
+    logits = torch.tensor([-math.inf, 1.0, 0.0, 2.0], dtype=F64, requires_grad=True)
+    d = KSubset(logits=logits, k=k)
+    support = d.enumerate_support()
+    log_prob = d.log_prob(support)
+    with_it = support[:, 0] == 1
+    assert (log_prob[with_it] == -math.inf).all() and torch.isfinite(log_prob[~with_it]).all()
+    torch.testing.assert_close(log_prob.exp().sum(), torch.tensor(1.0, dtype=F64))
+    p = log_prob[~with_it].exp()
+    torch.testing.assert_close(d.entropy(), -(p * p.log()).sum())
+    if k == 1:
+        categorical = torch.distributions.Categorical(logits=logits)
+        torch.testing.assert_close(log_prob, categorical.log_prob(support.argmax(-1)))
+    (grad,) = torch.autograd.grad(d.entropy() + log_prob[~with_it].sum(), logits)
+    assert torch.isfinite(grad).all()

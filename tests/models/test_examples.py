@@ -168,3 +168,11 @@ def test_cox_partial_likelihood_rejects_bad_targets():
         cox.log_prob(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="0 or 1"):
         cox.log_prob(torch.tensor([[1.0, 2.0], [1.0, 0.0], [2.0, 1.0]]))
+
+
+def test_cox_predict_says_why_it_cannot_sample():
+    # LEX.predict draws y; a partial likelihood has no sampler, and torch's bare error is empty.
+    x, _, _ = make_survival_data(5, seed=0)
+    lex = explainable_cox(D, K)
+    with pytest.raises(NotImplementedError, match=r"cannot be sampled.*LEX\.predict"):
+        lex.predict(x, num_samples=2)

@@ -17,6 +17,12 @@ from lexppl.nets import MLP, ConvPredictor, UNetSelector
 GRID = PatchGrid((1, 4, 4), (2, 2))
 
 
+def test_patch_grid_takes_a_numpy_integer_patch():
+    import numpy as np
+
+    assert PatchGrid((1, 4, 4), np.int64(2)).patch == (2, 2)
+
+
 def test_patch_grid_sizes():
     assert GRID.num_groups == 4
     assert GRID.grid_shape == (2, 2)
