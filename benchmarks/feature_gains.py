@@ -1,6 +1,7 @@
 """What each true S3 feature is worth to each evaluator, against REAL-X's penalty per feature.
 
-REAL-X's selector (Jethani et al. 2021, eq. 6) maximises log q(y | m(x, s)) − λ·mean_j s_j with
+REAL-X's selector (Jethani et al. 2021, eq. 6, at its released code's scale λ·mean_j s_j in place
+of the paper's λ‖s‖₀) maximises log q(y | m(x, s)) − λ·mean_j s_j with
 q its predictor trained on Bernoulli(1/2) masks and 0-imputation. Keeping feature j is worth it
 for an instance when the expected gain in log-likelihood exceeds λ / D (0.1 / 11 ≈ 0.009 nats
 on S3). This benchmark measures, per seed, for every true branch feature x3..x10 and on the

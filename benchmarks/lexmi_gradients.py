@@ -20,7 +20,8 @@ seeds, so the first variant's rows are the study's):
     under-training?);
   - ``Bernoulli, REAL-X's λ``: not k-subset masks but REAL-X's own selector family, independent
     Bernoulli masks with its penalty λ·mean(z) at the paper's λ for REAL-X, with the table's
-    relaxed gradient and 10 masks, trained jointly (LEX App. F.2.3's second set-up);
+    relaxed gradient and 10 masks, trained jointly (LEX App. F.2.3's second set-up, which is
+    trained there with REBAR);
   - ``Bernoulli, REAL-X's λ, pre-trained predictor``: the same, but its predictor first
     trained alone on Bernoulli(1/2) masks with Gaussian imputation for REAL-X's pre-training
     epochs, then jointly with the selector (REAL-X's first step, LEX's second);

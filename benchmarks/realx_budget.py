@@ -1,11 +1,11 @@
 """REAL-X at realx-table1's reduced budget and at the paper's, paired by seed.
 
 ``lexppl reproduce realx-table1`` trains REAL-X for 100 + 200 epochs at Adam 1e-3; the paper
-(Jethani et al. 2021, App. B) for 1,000 epochs at Adam 1e-4. On S3 our REAL-X's TPR is about
-25 points below the published 93.5 %. This asks whether the budget explains it: for each seed,
-the table's data, REAL-X at the paper's λ and the TRUTH row, once with the table's settings and
-once with every epoch count (pre-training, selector, both EVAL-X) at 1,000 and Adam at 1e-4.
-The report gives means ± SE over seeds, the paired differences paper − table budget, and the
+(Jethani et al. 2021, §6.3, "Model training") for 1,000 epochs at Adam 1e-4. On S3 our REAL-X's
+TPR is about 25 points below the published 93.5 %. This asks whether the budget explains it: for
+each seed, the table's data, REAL-X at the paper's λ and the TRUTH row, once with the table's
+settings and once with every epoch count (pre-training, selector, both EVAL-X) at 1,000 and Adam at
+1e-4. The report gives means ± SE over seeds, the paired differences paper − table budget, and the
 published REAL-X row.
 
     .venv/bin/python benchmarks/realx_budget.py --dataset s3 --seeds 4

@@ -7,7 +7,7 @@ Examples::
     lexppl train --config configs/s3-gaussian.toml --epochs 5      # flags override the file
     lexppl explain --checkpoint runs/s3/model.pt --input x.csv --output importance.csv
     lexppl evaluate --checkpoint runs/s3/model.pt --dataset s3 --split test
-    lexppl demo                          # Switching Panels, four imputations (paper Fig. 5)
+    lexppl demo                          # Switching Panels, four imputations (as paper Fig. 5)
 
 Every subcommand logs its progress at INFO level on stderr (``-q`` hides it, ``-v`` adds
 progress bars). Errors a user can fix (bad options, missing or corrupt files, wrong shapes)
@@ -705,7 +705,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[common],
-        help="LEX on the built-in Switching Panels with four imputations (the paper's Fig. 5)",
+        help="LEX on the built-in Switching Panels with four imputations (as the paper's Fig. 5)",
         description="Train LEX on the built-in Switching Panels (8x16 images: a digit beside a "
         "photograph patch) with 0-imputation, surrogate 0-imputation, marginal and "
         "mixture-of-logistics imputation at a few selection rates; print TPR / FDR / ACC at the "

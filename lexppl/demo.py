@@ -5,8 +5,9 @@ Every image of ``"panels-digits"`` (:func:`lexppl.data.make_panels_digits`) is 8
 handwritten digit (the label) beside a patch of a photograph, sides drawn at random; the
 ground-truth selection is the digit's panel, half of the pixels. LEX is trained with one mask
 entry per pixel (:class:`~lexppl.models.PixelGrid`), a U-Net selector, a convolutional
-predictor and k-subset masks at a few selection rates :math:`k / 128`, with four imputations
-(LEX paper §4.2):
+predictor and k-subset masks at a few selection rates :math:`k / 128`, with four imputations:
+the three of the LEX paper's SP-MNIST study (§4.2, Fig. 5) and the marginal imputation of its
+CelebA study (§4.3, App. B.8):
 
 - **0-imputation**: unselected pixels are 0, selector and predictor trained jointly (the
   parametrisation of L2X / INVASE);

@@ -16,8 +16,8 @@ class ConstantImputer(Imputer):
     r"""
     Turn features off by a constant: :math:`\tilde x = z \odot x + (1 - z) \odot c`.
 
-    The LEX paper (§3, Fig. 3) shows that constant imputation lets a jointly trained selector
-    encode the label in the mask; it is the imputation of L2X, INVASE and REAL-X.
+    With constant imputation a jointly trained selector can encode the label in the mask
+    (REAL-X §3.1, Lemma 1; LEX §3 and App. F.1); it is the imputation of L2X, INVASE and REAL-X.
 
     :param value: the constant ``c``: a float, or a tensor broadcastable to one input
         (e.g. per-feature values of shape ``(D,)``). Default 0.

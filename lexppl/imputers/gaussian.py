@@ -18,8 +18,9 @@ class GaussianImputer(Imputer):
     :math:`\hat x_d \sim \mathcal N(\mu_d, \sigma_d^2)` for every turned-off feature.
 
     With the defaults :math:`\mu = 0, \sigma = 1` this is the *true* conditional
-    :math:`p_{data}(x_{1-z} | x_z)` of the synthetic datasets S1-S3 and of L2X's sets, whose
-    features are i.i.d. :math:`\mathcal N(0, 1)` (LEX paper §4.1, App. C.1).
+    :math:`p_{data}(x_{1-z} | x_z)` of the synthetic datasets S1-S3 and of L2X's XOR,
+    orange-skin and nonlinear-additive sets, whose features are i.i.d. :math:`\mathcal N(0, 1)`
+    (LEX paper §4.1, App. C.1; not of L2X's switch set, whose first feature is a mixture).
     :meth:`fit` replaces them by the per-feature mean and standard deviation of the data
     (at least 2 rows).
 

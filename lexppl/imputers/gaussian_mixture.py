@@ -146,8 +146,8 @@ class GaussianMixtureImputer(Imputer):
     fitted mixture. With no kept features it is the mixture itself, and with a soft mask the
     kept features enter the posterior weighted by :math:`z_d`.
 
-    .. note:: Eq. 14 of the paper omits the mixing weights :math:`\pi_c`; Bayes' rule (and the
-        paper's own eq. 20) includes them, and so does this implementation.
+    .. note:: Eq. 14 of the paper omits the mixing weights :math:`\pi_c` (eq. 20 has them in
+        its denominator only); Bayes' rule includes them, and so does this implementation.
 
     The fill distribution has batch shape ``broadcast(x.shape, z.shape)[:-len(event)]`` (e.g.
     ``(L, N)`` for ``L`` mask particles) and event shape ``x.shape[1:]``; it is sampled

@@ -168,6 +168,11 @@ class MixtureOfLogisticsImputer(Imputer):
     discretised logistic, so fill values lie on the grid :math:`\{k/255\}`. Masks with values in
     :math:`(0, 1)` weight each pixel's log-likelihood by :math:`z_d`.
 
+    .. note:: The paper prints eq. 19 and eq. 20 with a sum over pixels, and eq. 20 without
+        :math:`\pi_k` in its numerator. Pixels independent given the component make it a
+        product, and Bayes' rule puts :math:`\pi_k` in the numerator; this implementation
+        follows both.
+
     **Fit.** Locations are initialised with :class:`sklearn.cluster.KMeans` (centres; weights
     :math:`\pi_k` from the cluster sizes; scales from the within-cluster standard deviations),
     then, over mini-batches of the training data,

@@ -259,7 +259,7 @@ def l2x(
     L2X (Chen et al. 2018) as a LEX model.
 
     - Selector: :class:`~lexppl.distributions.KSubset` ``(k)``; the selector's scores are
-      used as logits (L2X §3.3).
+      used as logits (L2X §3.2).
     - Imputation: 0 (:math:`V \odot X`).
     - Estimator: :class:`~lexppl.infer.ConcreteBound` with ``method="max_of_k"`` — k i.i.d.
       Concrete draws over the D features, combined by an element-wise max — one mask per datum,
@@ -279,7 +279,7 @@ def l2x(
 
     The predictor is trained on *soft* masks, as in L2X. The hidden sizes are the 2 × 100
     selector / 2 × 200 predictor of both L2X's synthetic code and the REAL-X example code
-    (notes §1.9).
+    (notes §3.7 and §1.9).
 
     :param int k: number of selected features, ``1 <= k <= num_features``.
     :param float temperature: Concrete temperature :math:`\tau > 0`.
@@ -435,10 +435,10 @@ def realx(
       :class:`~lexppl.models.L1Penalty` ``(lam)`` (λ·mean(z), the code's scale; synthetic λ
       grid {0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25}, default here 0.1; MNIST example λ = 5).
     - Imputation: "surrogate 0": 0-imputation, with a predictor trained on Bernoulli(1/2)
-      masks only (the EVAL-X objective, REAL-X eq. 6) for ``pretrain_epochs`` (paper,
-      synthetic: 1,000), then frozen; the selector is then trained against it. This is the
-      released code's procedure, equivalent to Algorithm 1 since θ's loss does not depend on
-      the selector (REAL-X App. F.2; LEX App. A.3).
+      masks only (the EVAL-X objective, REAL-X eq. 5; eq. 6's θ-line) for
+      ``pretrain_epochs`` (paper, synthetic: 1,000), then frozen; the selector is then trained
+      against it. This is the released code's procedure, equivalent to Algorithm 1 since θ's loss
+      does not depend on the selector (REAL-X App. F.2; LEX App. A.3).
     - Estimator: REBAR with fixed η = 1 and τ = 0.1 (:meth:`~lexppl.infer.RebarBound.realx`),
       one mask per datum.
     - Optimiser: Adam, lr 1e-4, batch 1000, weight decay 1e-3 on every parameter (LEX App. D).
@@ -490,7 +490,8 @@ def basex(
     Everything as :func:`realx` (Bernoulli selector, λ·mean(z), 0-imputation, REBAR with
     η = 1, τ = 0.1, same optimiser) except the predictor: it is trained **jointly** with the
     selector on the selector's own samples :math:`m(x, s)` rather than on Bernoulli(1/2)
-    masks (notes §1.5: "in effect INVASE with REBAR"; LEX Table 1: Free In-Situ). Our reading:
+    masks (notes §1.5: "in effect INVASE with REBAR"; in LEX Table 1's terms Free In-Situ, as notes
+    §4.1 classes it; the table has no BASE-X row). Our reading:
     one joint fit of both networks on the REBAR bound, no pre-training.
 
     :param selector: as in :func:`l2x`, and so are ``predictor`` and ``groups``.

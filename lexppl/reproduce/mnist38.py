@@ -88,7 +88,8 @@ _DIGITS = (3, 8)
 
 @dataclass(frozen=True)
 class Settings:
-    """Budget of one run (papers: all 11,982 training images; AIL 12 epochs, 20 runs)."""
+    """Budget of one run (papers: all 11,982 training images; AIL 20 runs, of 12 epochs in
+    MEED's code)."""
 
     n_train: int  # training images for the black box, the explainers and FS-A / FU-A
     n_test: int
@@ -369,17 +370,17 @@ Every explainer is trained post hoc on the soft targets M(x), batch {s.batch_siz
 {s.l2x_epochs} epochs (Adam {s.lr:g}, weight decay {s.l2x_weight_decay:g}; τ = {s.l2x_temperature:g}
 with patches, the L2X paper's, and {s.l2x_pixel_temperature:g} at k = 25 pixels, AIL's), AIL
 {s.ail_epochs} epochs
-({s.ail_optimizer}{"" if s.ail_optimizer == "adadelta" else f" {s.lr:g}"}; paper: 12 epochs of
-Adadelta lr 1, which in a trial on 3,000 images moved AIL's loss from 0.694 to only 0.689 in 3
-epochs while Adam 1e-3 reached 0.185; w_u = 1e-3, Gradient×Input warm start), LEX
+({s.ail_optimizer}{"" if s.ail_optimizer == "adadelta" else f" {s.lr:g}"}; paper: Adadelta lr 1,
+12 epochs in MEED's code, which in a trial on 3,000 images moved AIL's loss from 0.694 to only 0.689
+in 3 epochs while Adam 1e-3 reached 0.185; w_u = 1e-3, Gradient×Input warm start), LEX
 {s.lex_epochs} epochs
 (Adam {s.lr:g}, Gaussian imputation with the training pixels' means and standard deviations,
 {s.lex_num_masks} masks per image, straight-through top-k). Selectors: MLP {s.selector_hidden}
 on the flattened image (AIL's explainer also sees M(x)); predictors / approximators: MLP
 {s.predictor_hidden} (the papers use small CNNs). FS-A / FU-A: a fresh copy of the black box's
-architecture retrained {s.approximator_epochs} epochs (Adam {s.lr:g}; AIL: 12 epochs Adadelta)
-on the masked training images against M's soft outputs. SEN: ε = 0.2, {s.sen_draws} uniform
-draws, true maximum, on {s.n_sen} test images. One run per method ("runs"; AIL averages 20),
+architecture retrained {s.approximator_epochs} epochs (Adam {s.lr:g}; AIL: Adadelta, 12 epochs
+in MEED's code) on the masked training images against M's soft outputs. SEN: ε = 0.2, {s.sen_draws}
+uniform draws, true maximum, on {s.n_sen} test images. One run per method ("runs"; AIL averages 20),
 except L2X with 4 patches: the mean of {s.patch_runs} training seeds, whose FS-M alone varies
 widely (per seed: {_spread(patch_fs_m)}). Device {device};
 total wall time {seconds / 60:.1f} min.

@@ -28,11 +28,11 @@ EVAL-X, which has never seen selections that depend on the label, is near chance
 96.0 %, eACC 11.4 %). REAL-X's predictor is trained on random masks only, so its selections keep
 a high eACC (86.7 %). The notes of ``results.md`` state whether this run shows it.
 
-**Budget.** The paper trains every model for 500 epochs at Adam 1e-4 (batch 1000) on all 60,000
-training images. The default here (``SETTINGS["default"]``, about 20 minutes on one CPU core)
-trains on all of them, for fewer epochs, at a larger learning rate and a smaller batch (L2X's
-60 epochs of batch 100 are 36,000 steps, the paper's 500 of batch 1000 30,000); the markdown
-notes state the settings;
+**Budget.** The paper trains every model for 500 epochs at Adam 1e-4 (its example code: batch
+1000) on all 60,000 training images. The default here (``SETTINGS["default"]``, about 20
+minutes on one CPU core) trains on all of them, for fewer epochs, at a larger learning rate and a
+smaller batch (L2X's 60 epochs of batch 100 are 36,000 steps, the paper's 500 of batch 1000 30,000);
+the markdown notes state the settings;
 ``quick=True`` is a seconds-long smoke version with small networks (what the tests run).
 
 **References**
@@ -79,7 +79,8 @@ _NUM_FEATURES, _NUM_CLASSES = 784, 10
 
 @dataclass(frozen=True)
 class Settings:
-    """Training budget of one run (the paper: 60,000 images, 500 epochs, Adam 1e-4, batch 1000)."""
+    """Training budget of one run (the paper: 60,000 images, 500 epochs, Adam 1e-4; its code:
+    batch 1000)."""
 
     n_train: int
     n_test: int

@@ -7,12 +7,12 @@ For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
 - **REAL-X** (:func:`~lexppl.methods.realx`), **INVASE** (:func:`~lexppl.methods.invase`) and
   **BASE-X** (:func:`~lexppl.methods.basex`) at the paper's selected λ for that dataset
   (Table 1, last block): the method's row, beside the published numbers; and at the smallest
-  value of the paper's grid, 0.05, as an extra row. The paper picks λ by the largest validation
-  ACC over its grid; at our budget (fewer, larger steps) that rule would often pick 0.05, so
-  both are shown with their validation ACC. INVASE's three networks use SELU, as INVASE's ICLR
-  2019 code does on its Syn4–Syn6, which are S1–S3 (``Settings.invase_activation``; the other
-  methods but L2X use ReLU): with ReLU its selector kept one mask for every instance at λ = 0.05 and
-  on S2 at the paper's λ;
+  value of the paper's grid, 0.05, as an extra row. The paper picks λ by the largest ACC over its
+  grid (it names no split; we use a validation set); at our budget (fewer, larger steps) that
+  rule would often pick 0.05, so both are shown with their validation ACC. INVASE's three networks
+  use SELU, as INVASE's ICLR 2019 code does on its Syn4–Syn6, which are S1–S3
+  (``Settings.invase_activation``; the other methods but L2X use ReLU): with ReLU its selector kept
+  one mask for every instance at λ = 0.05 and on S2 at the paper's λ;
 - **L2X** (:func:`~lexppl.methods.l2x`) at the paper's selected k, with SELU networks, as
   L2X's code on its own switch data (``Settings.l2x_activation``): with ReLU it found S2's
   x1·x2 branch in one seed of five;
@@ -22,7 +22,7 @@ For each dataset (10,000 training, 10,000 validation and 10,000 test instances,
   5 is the largest true support), straight-through gradients (``Settings.lex_pathwise_method``
   switches to the exact-marginal variant); and, as an extra row "LEX-MI (k=…)", at k = REAL-X's
   mean selection size on that dataset, rounded (the LEX paper compares parametrisations at the
-  same selection rate, "the same credit for selection", §4.1);
+  same selection rate, "the same credit for selection", §4);
 - **FULL**, the predictor on all features, and **TRUTH**, the ground-truth selection scored by
   EVAL-X (reference rows; Table 1 has none). TRUTH's eACC is what the evaluator makes of a
   perfect explanation: an upper reference for an explainer whose selections are true;
@@ -442,7 +442,7 @@ def _fit_candidates(name, dataset, train, val, settings, seed, device, realx_sel
     """Train ``name`` at each candidate k / λ (:func:`_candidates`). Returns
     ``[(value, model, seconds)]`` with the paper's selected value (LEX-MI: ``settings.lex_k``)
     first, and the validation ACC of every candidate as text (the paper's selection rule on
-    synthetic data is the largest validation ACC)."""
+    synthetic data is the largest ACC, here on a validation set)."""
     if name == "FULL":
         clock = time.perf_counter()
         model = _train(name, 0.0, train, settings, seed, device)
@@ -552,9 +552,9 @@ maximised by, F(y | x_R) itself (S1–S3's true response averaged over
 {_EXACT_IMPUTATIONS} N(0, 1) draws of the features left out, their true conditional).
 k / λ: L2X at the paper's k; REAL-X, INVASE and BASE-X at the paper's selected λ (the method's
 row) and at λ ∈ {{{grid}}} (from the paper's grid; extra rows "METHOD (λ=…)", without published
-numbers). The paper keeps the λ of largest validation ACC; every candidate's validation ACC is
-in "val ACC per k/λ". LEX-MI: LEX with Gaussian multiple imputation (the true conditional of
-S1–S3), {_lex_text(s)}
+numbers). The paper keeps the λ of largest ACC (no split named; ours: validation); every
+candidate's validation ACC is in "val ACC per k/λ". LEX-MI: LEX with Gaussian multiple imputation
+(the true conditional of S1–S3), {_lex_text(s)}
 Networks: selector {s.selector_hidden}, predictor {s.predictor_hidden} (REAL-X example code;
 the paper says 3 × 200 / 2 × 200); LEX-MI {s.lex_selector_hidden} /
 {s.lex_predictor_hidden} (LEX App. D). Activation ReLU, except INVASE's
