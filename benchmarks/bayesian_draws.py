@@ -9,7 +9,8 @@ selector, k = 5, S3) and run interleaved; the table gives median times over the 
 their ratio.
 Results go to ``benchmarks/results/bayesian_draws.{json,md}``.
 
-Run: ``.venv/bin/python benchmarks/bayesian_draws.py [--repeats 7] [--threads 1]``.
+Run: ``.venv/bin/python benchmarks/bayesian_draws.py [--repeats 7] [--threads 1] [--device
+cpu]``; the stored table is the plain command.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from lexppl import LEXExplainer
 from lexppl.data import load
+from lexppl.nets import check_device
 
 RESULTS = Path(__file__).parent / "results"
 #: (inputs N, weight draws S)
@@ -40,20 +42,34 @@ def one_draw_at_a_time(model, x: torch.Tensor, num_samples: int) -> torch.Tensor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per side and size")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    for option, value in [("--repeats", args.repeats), ("--threads", args.threads)]:
+        if value < 1:
+            parser.error(f"{option} must be at least 1; got {value}")
+    try:
+        device = check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
 
     train, test = load("s3", "train"), load("s3", "test")
     explainer = LEXExplainer(
-        k=5, imputer="gaussian", estimator="simple", epochs=2, bayesian=True, num_masks=4
+        k=5,
+        imputer="gaussian",
+        estimator="simple",
+        epochs=2,
+        bayesian=True,
+        num_masks=4,
+        device=args.device,
     ).fit(train.x[:5000], train.y[:5000])
     model = explainer.model_
     rows = []
     with torch.no_grad():
         for n, draws in SIZES:
-            x = test.x[:n]
+            x = test.x[:n].to(device)
             sides = {
                 "one at a time": lambda x=x, draws=draws: one_draw_at_a_time(model, x, draws),
                 "batched": lambda x=x, draws=draws: model.posterior_importance(x, draws),
@@ -61,8 +77,12 @@ def main() -> None:
             times = {name: [] for name in sides}
             for _ in range(args.repeats):
                 for name, side in sides.items():
+                    if device.type == "cuda":  # time the work, not its asynchronous launch
+                        torch.cuda.synchronize()
                     start = time.perf_counter()
                     side()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
                     times[name].append(time.perf_counter() - start)
             loop, batched = (statistics.median(times[name]) for name in sides)
             rows.append(
@@ -78,7 +98,7 @@ def main() -> None:
 
     footer = (
         f"S3 test inputs, LEX k = 5 with bayesian=True (2 x 200 selector, AutoNormal), median "
-        f"of {args.repeats} interleaved repeats, {args.threads} thread(s), torch "
+        f"of {args.repeats} interleaved repeats, {device}, {args.threads} thread(s), torch "
         f"{torch.__version__}, {platform.processor() or platform.machine()}. "
         "That both give the same explanation for the same draws is tested in "
         "tests/models/test_bayesian.py::test_posterior_draws_are_batched_and_equal_one_draw_at_a_time."
@@ -97,7 +117,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bayesian_draws.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "bayesian_draws.json").write_text(
-        json.dumps({"rows": rows, "note": footer}, indent=1)
+        json.dumps({"rows": rows, "device": str(device), "note": footer}, indent=1)
     )
     print("\n".join(lines))
 

@@ -12,7 +12,13 @@ machine state. The ratio of median step times goes to ``benchmarks/results/denor
 Data: MNIST from ``--root`` (the folder of ``../shared/data``), else scikit-learn's 8 x 8 digits
 (three of whose 64 pixels are always 0).
 
-Run: ``.venv/bin/python benchmarks/denormals.py [--root ../shared/data] [--threads 1]``.
+CPU only, on purpose, so there is no ``--device``: flushing subnormals to zero
+(``torch.set_flush_denormal``, which :func:`~lexppl.numerics.flush_denormals` sets) is a setting
+of the CPU's floating-point unit, CUDA kernels ignore it, and the slowdown it removes is the CPU's.
+
+Run: ``.venv/bin/python benchmarks/denormals.py [--root ../shared/data] [--warmup-steps 3000]
+[--steps 300] [--block 50] [--threads 1]``; the stored ``denormals`` table is the plain command,
+``denormals_mnist`` the one with ``--root ../shared/data``.
 """
 
 from __future__ import annotations
@@ -83,9 +89,24 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="folder holding MNIST (default: digits)")
     parser.add_argument("--warmup-steps", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=300, help="timed steps per setting")
-    parser.add_argument("--block", type=int, default=50, help="steps per interleaved block")
+    parser.add_argument(
+        "--block", type=int, default=50, help="steps per interleaved block (divides --steps)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    for option, value, least in [
+        ("--warmup-steps", args.warmup_steps, 0),
+        ("--steps", args.steps, 1),
+        ("--block", args.block, 1),
+        ("--threads", args.threads, 1),
+    ]:
+        if value < least:
+            parser.error(f"{option} must be at least {least}; got {value}")
+    # Whole blocks only, so that each setting is timed for exactly --steps steps.
+    if args.steps % args.block:
+        parser.error(f"--block ({args.block}) must divide --steps ({args.steps})")
+    if args.root is not None and not Path(args.root).is_dir():
+        parser.error(f"--root {args.root!r} is not a folder")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(False)
     x, y, data_name = load_images(args.root)
@@ -101,7 +122,7 @@ def main() -> None:
     # Two copies of the warmed-up state, one per setting.
     trainers = {"flushed": copy.deepcopy(warm), "not flushed": copy.deepcopy(warm)}
     times: dict[str, list[float]] = {name: [] for name in trainers}
-    for _ in range(max(1, args.steps // args.block)):
+    for _ in range(args.steps // args.block):
         with flush_denormals():
             times["flushed"] += trainers["flushed"].timed_steps(args.block)
         times["not flushed"] += trainers["not flushed"].timed_steps(args.block)
@@ -115,6 +136,7 @@ def main() -> None:
         "timed_steps_per_setting": len(times["flushed"]),
         "median_step_ms": {name: round(value, 2) for name, value in median_ms.items()},
         "speedup": round(median_ms["not flushed"] / median_ms["flushed"], 2),
+        "device": "cpu",
         "threads": args.threads,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

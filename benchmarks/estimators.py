@@ -8,7 +8,8 @@ variance of the selector gradient (sum of per-coordinate variances over the R dr
 ratio to plain REINFORCE's, and the median wall time of one step (forward and backward).
 Results go to ``benchmarks/results/estimators.{json,md}``.
 
-Run: ``.venv/bin/python benchmarks/estimators.py [--repeats 50] [--batch-size 100]``.
+Run: ``.venv/bin/python benchmarks/estimators.py [--repeats 50] [--batch-size 100] [--device
+cpu]``; the stored table is the plain command.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from lexppl.infer import (
     VimcoBound,
 )
 from lexppl.models import CategoricalLikelihood
-from lexppl.nets import MLP
+from lexppl.nets import MLP, check_device
 
 RESULTS = Path(__file__).parent / "results"
 L = 4  # masks per datum for every estimator
@@ -65,11 +66,16 @@ def problem_128(n: int, seed: int = 0):
 
 def measure(lex, bound, x, y, repeats):
     params = list(lex.selector.parameters())
+    cuda = x.device.type == "cuda"
     grads, times = [], []
     for _ in range(repeats):
+        if cuda:  # CUDA runs asynchronously: time the work, not its launch
+            torch.cuda.synchronize()
         start = time.perf_counter()
         loss = bound.differentiable_loss(lex.model, lex.guide, x, y) / x.shape[0]
         step = torch.autograd.grad(loss, params, allow_unused=True)
+        if cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         grads.append(
             torch.cat(
@@ -85,9 +91,18 @@ def measure(lex, bound, x, y, repeats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=50, help="gradient draws per estimator")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.repeats < 2:
+        parser.error(f"--repeats must be at least 2 (a variance needs two); got {args.repeats}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1; got {args.batch_size}")
+    try:
+        device = check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
 
     s3 = load("s3", "train", n=args.batch_size)
@@ -95,6 +110,7 @@ def main() -> None:
     rows = []
     for problem, (x, y, k) in problems.items():
         D = x.shape[1]
+        x, y = x.to(device), y.to(device)
         for family_name, family in [
             ("bernoulli", IndependentBernoulli),
             ("subset", functools.partial(KSubset, k=k)),
@@ -106,11 +122,11 @@ def main() -> None:
                 ConstantImputer(),
                 family,
                 CategoricalLikelihood(),
-            )
+            ).to(device)
             results = {}
             for name, make in estimators(family_name, D).items():
                 torch.manual_seed(1)
-                bound = make()
+                bound = make().to(device)  # with its baselines and control variates, if any
                 for _ in range(3):  # warm-up (and the moving-average baseline)
                     bound.differentiable_loss(lex.model, lex.guide, x, y)
                 results[name] = measure(lex, bound, x, y, args.repeats)
@@ -136,6 +152,7 @@ def main() -> None:
         "repeats": args.repeats,
         "batch_size": args.batch_size,
         "num_masks": L,
+        "device": str(device),
         "threads": 1,
         "torch": torch.__version__,
     }
@@ -155,7 +172,7 @@ def main() -> None:
         "",
         f"Selector-gradient variance over {args.repeats} draws on one batch of "
         f"{args.batch_size}, L = {L} masks, 0-imputation, fixed untrained networks "
-        f"(2 x 200 selector, 3 x 200 predictor), one CPU thread. Biased estimators "
+        f"(2 x 200 selector, 3 x 200 predictor), {device}, one CPU thread. Biased estimators "
         f"(pathwise, simple, concrete) trade variance for bias; see tests/infer.",
     ]
     (RESULTS / "estimators.md").write_text("\n".join(lines) + "\n")

@@ -35,6 +35,8 @@ Run: ``.venv/bin/python benchmarks/evalx_exact.py`` (15 seeds, the 15 of
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from evalx_variants import train_explainers
 from seed_study import mean_se, run_seeds, seed_parser, write_results
@@ -72,29 +74,31 @@ def _exact_probs(exact: EvalX, x: torch.Tensor, masks: torch.Tensor, seed: int) 
     return exact.predict_proba(x, masks, num_imputations=NUM_IMPUTATIONS, batch_size=10_000)
 
 
-def run_seed(seed: int) -> dict:
+def run_seed(seed: int, device: str = "cpu") -> dict:
     """The three evaluators' eACC (%) of each selection in :data:`SELECTIONS` on S3 drawn with
-    ``seed``, the trained evaluators' error against F, and the |x_j| kept and left out."""
+    ``seed``, the trained evaluators' error against F, and the |x_j| kept and left out; every
+    model on ``device``."""
     torch.set_num_threads(1)
     settings = SETTINGS["default"]
     train = load("s3", "train", seed=seed, n=settings.n_train)
     test = load("s3", "test", seed=seed, n=settings.n_test)
-    explainers = train_explainers(train, settings, seed)
+    explainers = train_explainers(train, settings, seed, device)
     with torch.no_grad():  # each explainer's selection: its selector's mode, as in the table
-        masks = {name: m.eval().mask_distribution(test.x).mode for name, m in explainers.items()}
+        x = test.x.to(device)
+        masks = {name: m.eval().mask_distribution(x).mode.cpu() for name, m in explainers.items()}
     masks["TRUTH"] = test.truth.float()
     masks.update(truth_variants(test.x, masks["TRUTH"], seed))
 
-    trained = fit_evaluators("s3", train, settings, seed, "cpu")
+    trained = fit_evaluators("s3", train, settings, seed, device)
     evaluators = {"0-imputed": trained["EVAL-X"], "mask-aware": trained["EVAL-X+mask"]}
-    exact = exact_evaluator("s3", "cpu")  # EvalX.from_predictor(TrueResponse, GaussianImputer)
+    exact = exact_evaluator("s3", device)  # EvalX.from_predictor(TrueResponse, GaussianImputer)
     eacc = {}
     for selection in SELECTIONS:
         mask = masks[selection]
         row = {
             name: 100 * ev.score(test.x, test.y, mask)["eacc"] for name, ev in evaluators.items()
         }
-        probs = _exact_probs(exact, test.x, mask, seed)
+        probs = _exact_probs(exact, test.x, mask, seed).cpu()  # the labels are on the CPU
         row["exact"] = 100 * float((probs.argmax(-1) == test.y).float().mean())
         eacc[selection] = row
 
@@ -158,7 +162,7 @@ def _cell(pair: tuple[float, float], places: int = 2, sign: bool = False) -> str
     return f"{mean:{'+' if sign else ''}.{places}f} ± {se:.{places}f}"
 
 
-def report(per_seed: list[dict], workers: int, seconds: float) -> str:
+def report(per_seed: list[dict], workers: int, seconds: float, device: str = "cpu") -> str:
     """The markdown tables of :func:`summarise`, with the run's settings."""
     summary = summarise(per_seed)
     header = " | ".join(f"eACC {e}" for e in EVALUATORS)
@@ -194,8 +198,8 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
         "10,000 test instances per seed (one eACC has a binomial SE of about 0.4 points). "
         f"exact: {NUM_IMPUTATIONS} N(0, 1) draws of the left-out features per instance. "
         f"TRUTH − near-0 leaves out the branch features with |x_j| < {NEAR_ZERO}; TRUTH − random "
-        f"as many, at random. Bayes accuracy on S3: 82.3 %. cpu, {workers} workers of 1 thread, "
-        f"torch {torch.__version__}, {seconds / 60:.1f} min.",
+        f"as many, at random. Bayes accuracy on S3: 82.3 %. {device}, {workers} workers of 1 "
+        f"thread, torch {torch.__version__}, {seconds / 60:.1f} min.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -203,10 +207,15 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
 def main() -> None:
     parser = seed_parser(__doc__.splitlines()[0], seeds=15)
     args = parser.parse_args()
-    per_seed, seconds = run_seeds(parser, args, run_seed)
-    record = {"per_seed": per_seed, "summary": summarise(per_seed), "workers": args.workers}
-    record["seconds"] = seconds
-    write_results("evalx_exact", record, report(per_seed, args.workers, seconds))
+    per_seed, seconds = run_seeds(parser, args, functools.partial(run_seed, device=args.device))
+    record = {
+        "per_seed": per_seed,
+        "summary": summarise(per_seed),
+        "device": args.device,
+        "workers": args.workers,
+        "seconds": seconds,
+    }
+    write_results("evalx_exact", record, report(per_seed, args.workers, seconds, args.device))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ workers).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from seed_study import mean_se, run_seeds, seed_parser, write_results
 
@@ -59,9 +61,10 @@ VARIANTS = {
 EVALUATOR_OFFSET, REALX_OFFSET, LEX_OFFSET = 200, 201, 205
 
 
-def train_explainers(train, settings, seed: int) -> dict:
-    """REAL-X (λ = 0.1) and LEX-MI (k = 5) as realx-table1 trains them on S3 with ``seed``."""
-    common = dict(lr=settings.lr, batch_size=settings.batch_size, device="cpu")
+def train_explainers(train, settings, seed: int, device: str = "cpu") -> dict:
+    """REAL-X (λ = 0.1) and LEX-MI (k = 5) as realx-table1 trains them on S3 with ``seed``,
+    on ``device``."""
+    common = dict(lr=settings.lr, batch_size=settings.batch_size, device=device)
     torch.manual_seed(seed + REALX_OFFSET)
     realx_method = realx(
         NUM_FEATURES,
@@ -92,8 +95,9 @@ def train_explainers(train, settings, seed: int) -> dict:
     return {"REAL-X": realx_method.model, "LEX-MI": lex_method.model}
 
 
-def fit_evaluator(name: str, data: dict, settings, seed: int) -> EvalX:
-    """The evaluator ``name`` of :data:`VARIANTS`, fitted on ``data[...]`` and frozen."""
+def fit_evaluator(name: str, data: dict, settings, seed: int, device: str = "cpu") -> EvalX:
+    """The evaluator ``name`` of :data:`VARIANTS`, fitted on ``data[...]`` on ``device`` and
+    frozen."""
     split, epochs, lr, weight_decay, fill, with_mask = VARIANTS[name]
     torch.manual_seed(seed + EVALUATOR_OFFSET)
     width = 2 * NUM_FEATURES if with_mask else NUM_FEATURES
@@ -110,18 +114,20 @@ def fit_evaluator(name: str, data: dict, settings, seed: int) -> EvalX:
         lr=lr,
         weight_decay=weight_decay,
         seed=seed,
+        device=device,
     )
 
 
-def table_evaluators_fit(seed: int) -> dict:
+def table_evaluators_fit(seed: int, device: str = "cpu") -> dict:
     """Held-out eq. 5 of realx-table1's two evaluators, as that table trains them with
-    ``seed``, on each of S1–S3: ``{dataset: {"0-imputed": ..., "mask-aware": ...}}``."""
+    ``seed`` (on ``device``), on each of S1–S3: ``{dataset: {"0-imputed": ...,
+    "mask-aware": ...}}``."""
     settings = SETTINGS["default"]
     fits = {}
     for dataset in DATASETS:
         train = load(dataset, "train", seed=seed, n=settings.n_train)
         val = load(dataset, "val", seed=seed, n=settings.n_val)
-        evaluators = fit_evaluators(dataset, train, settings, seed, "cpu")
+        evaluators = fit_evaluators(dataset, train, settings, seed, device)
         fits[dataset.upper()] = {
             name: evaluators[key].log_likelihood(val.x, val.y)
             for name, key in [("0-imputed", "EVAL-X"), ("mask-aware", "EVAL-X+mask")]
@@ -129,10 +135,10 @@ def table_evaluators_fit(seed: int) -> dict:
     return fits
 
 
-def run_seed(seed: int, n_fresh: int = 200_000) -> dict:
+def run_seed(seed: int, n_fresh: int = 200_000, device: str = "cpu") -> dict:
     """Every evaluator of :data:`VARIANTS` on S3 drawn with ``seed``: its held-out eq. 5 and
     its eACC (%) of each selection in :data:`SELECTIONS` (``"variants"``); and
-    :func:`table_evaluators_fit` (``"table evaluators"``)."""
+    :func:`table_evaluators_fit` (``"table evaluators"``); everything trained on ``device``."""
     torch.set_num_threads(1)
     settings = SETTINGS["default"]
     data = {
@@ -146,19 +152,20 @@ def run_seed(seed: int, n_fresh: int = 200_000) -> dict:
     # Independent of train, val and test for every seed (those draw with ``seed`` itself).
     data["fresh"] = load("s3", "train", seed=7 + 1000 * seed, n=n_fresh)
     test = data["test"]
-    explainers = train_explainers(data["train"], settings, seed)
+    explainers = train_explainers(data["train"], settings, seed, device)
     with torch.no_grad():  # each explainer's selection: its selector's mode, as in the table
-        masks = {name: m.eval().mask_distribution(test.x).mode for name, m in explainers.items()}
+        x = test.x.to(device)
+        masks = {name: m.eval().mask_distribution(x).mode.cpu() for name, m in explainers.items()}
     masks["TRUTH"] = test.truth.float()
     masks["ALL"] = torch.ones_like(masks["TRUTH"])
     result = {}
     for name in VARIANTS:
-        evaluator = fit_evaluator(name, data, settings, seed)
+        evaluator = fit_evaluator(name, data, settings, seed, device)
         row = {"held-out eq. 5": evaluator.log_likelihood(data["val"].x, data["val"].y)}
         for selection in SELECTIONS:
             row[selection] = 100 * evaluator.score(test.x, test.y, masks[selection])["eacc"]
         result[name] = row
-    return {"variants": result, "table evaluators": table_evaluators_fit(seed)}
+    return {"variants": result, "table evaluators": table_evaluators_fit(seed, device)}
 
 
 def summarise(per_seed: list[dict]) -> list[dict]:
@@ -195,7 +202,7 @@ def summarise_table_evaluators(per_seed: list[dict]) -> list[dict]:
     return rows
 
 
-def report(per_seed: list[dict], workers: int, seconds: float) -> str:
+def report(per_seed: list[dict], workers: int, seconds: float, device: str = "cpu") -> str:
     """The markdown tables of :func:`summarise` and :func:`summarise_table_evaluators`, with the
     run's settings."""
     columns = ("held-out eq. 5", *SELECTIONS, "TRUTH − REAL-X", "LEX-MI − REAL-X")
@@ -222,7 +229,7 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
         "Bernoulli(1/2) masks each (higher is better). REAL-X (λ = 0.1) and LEX-MI (k = 5) "
         "trained as in `lexppl reproduce realx-table1`; TRUTH: the ground-truth selection "
         "(x11 and the active branch's 4 features); ALL: every feature. Evaluators as in "
-        f"`benchmarks/evalx_variants.py`. cpu, {workers} workers of 1 thread, torch "
+        f"`benchmarks/evalx_variants.py`. {device}, {workers} workers of 1 thread, torch "
         f"{torch.__version__}, {seconds / 60:.1f} min.",
         "",
         "## realx-table1's two evaluators on S1–S3: held-out eq. 5 (nats)",
@@ -245,15 +252,18 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
 def main() -> None:
     parser = seed_parser(__doc__.splitlines()[0], seeds=5)
     args = parser.parse_args()
-    per_seed, seconds = run_seeds(parser, args, run_seed)
+    run = functools.partial(run_seed, device=args.device)
+    per_seed, seconds = run_seeds(parser, args, run)
     record = {
         "per_seed": per_seed,
         "summary": summarise(per_seed),
         "table evaluators": summarise_table_evaluators(per_seed),
+        "device": args.device,
         "workers": args.workers,
         "seconds": seconds,
     }
-    write_results("evalx_variants", record, report(per_seed, args.workers, seconds))
+    text = report(per_seed, args.workers, seconds, args.device)
+    write_results("evalx_variants", record, text)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ their number (LEX's batched ``select``; its one-row-at-a-time latency is reporte
 The KernelSHAP time for 10,000 instances is its measured time per instance times 10,000
 (extrapolated, not run). Results go to ``benchmarks/results/explain_speed.{json,md}``.
 
-Run: ``.venv/bin/python benchmarks/explain_speed.py [--epochs 40] [--n-explain 200]``.
+Run: ``.venv/bin/python benchmarks/explain_speed.py [--epochs 40] [--n-explain 200] [--device
+cpu]``; the stored table is the plain command.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from lexppl.comparators import (  # noqa: E402
 from lexppl.data import load  # noqa: E402
 from lexppl.distributions import hard_topk  # noqa: E402
 from lexppl.metrics import explanation_time, true_positive_rate_per_instance  # noqa: E402
-from lexppl.nets import MLP  # noqa: E402
+from lexppl.nets import MLP, check_device  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 K = 5  # S3: every instance has 5 true features (its branch's 4 and the control feature x11)
@@ -101,8 +102,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    for option, value, least in [
+        ("--epochs", args.epochs, 1),
+        ("--black-box-epochs", args.black_box_epochs, 1),
+        ("--fastshap-epochs", args.fastshap_epochs, 1),
+        ("--n-train", args.n_train, 1),
+        ("--n-test", args.n_test, 2),  # a TPR's standard error needs two instances
+        ("--n-explain", args.n_explain, 2),
+        ("--lime-samples", args.lime_samples, 1),
+        ("--shap-background", args.shap_background, 1),
+        ("--seed", args.seed, 0),
+    ]:
+        if value < least:
+            parser.error(f"{option} must be at least {least}; got {value}")
+    # KernelSHAP and LIME explain the first --n-explain test instances, which must exist for
+    # the report's "same instances" to be true.
+    if args.n_explain > args.n_test:
+        parser.error(f"--n-explain ({args.n_explain}) must not exceed --n-test ({args.n_test})")
+    # The report names a background of that many k-means centres; with fewer training
+    # instances KernelSHAP would use them all instead.
+    if args.shap_background > args.n_train:
+        parser.error(
+            f"--shap-background ({args.shap_background}) must not exceed --n-train ({args.n_train})"
+        )
+    try:
+        device = check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
-    device = torch.device(args.device)
     train = load("s3", "train", n=args.n_train, seed=args.seed)
     test = load("s3", "test", n=args.n_test, seed=args.seed)
     subset = slice(0, args.n_explain)

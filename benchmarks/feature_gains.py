@@ -23,6 +23,8 @@ Cells are means ± SE over seeds (sd / √seeds). Results go to
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from evalx_variants import train_explainers
 from seed_study import mean_se, run_seeds, seed_parser, write_results
@@ -41,7 +43,7 @@ SPLITS = ("all", "|x| < 0.5", "|x| ≥ 0.5")
 
 
 def _log_likelihood(evaluator: EvalX, x, y, masks, imputations: int) -> torch.Tensor:
-    probs = evaluator.predict_proba(x, masks.float(), num_imputations=imputations)
+    probs = evaluator.predict_proba(x, masks.float(), num_imputations=imputations).cpu()
     return probs.gather(-1, y.long().unsqueeze(-1)).squeeze(-1).clamp_min(1e-12).log()
 
 
@@ -50,24 +52,26 @@ def _by_split(values: torch.Tensor, near_zero: torch.Tensor) -> dict[str, float]
     return {name: float(part.float().mean()) for name, part in parts.items()}
 
 
-def run_seed(seed: int) -> dict:
-    """Gains per evaluator and selection rates per explainer, per feature and split."""
+def run_seed(seed: int, device: str = "cpu") -> dict:
+    """Gains per evaluator and selection rates per explainer, per feature and split; every
+    model on ``device``."""
     torch.set_num_threads(1)
     settings = SETTINGS["default"]
     train = load("s3", "train", seed=seed, n=settings.n_train)
     test = load("s3", "test", seed=seed, n=settings.n_test)
-    models = train_explainers(train, settings, seed)
-    trained = fit_evaluators("s3", train, settings, seed, "cpu")
+    models = train_explainers(train, settings, seed, device)
+    trained = fit_evaluators("s3", train, settings, seed, device)
     realx = models["REAL-X"]
     evaluators = {
         EVALUATORS[0]: EvalX.from_predictor(realx.predictor, realx.imputer, realx.likelihood),
         EVALUATORS[1]: trained["EVAL-X"],
         EVALUATORS[2]: trained["EVAL-X+mask"],
-        EVALUATORS[3]: exact_evaluator("s3", "cpu"),
+        EVALUATORS[3]: exact_evaluator("s3", device),
     }
     with torch.no_grad():
+        x = test.x.to(device)
         selections = {
-            name: models[name].mask_distribution(test.x).mode.bool() for name in EXPLAINERS
+            name: models[name].mask_distribution(x).mode.bool().cpu() for name in EXPLAINERS
         }
     truth = test.truth.bool()
     result = {"gain": {}, "kept": {}}
@@ -106,7 +110,7 @@ def summarise(per_seed: list[dict], kind: str) -> dict:
     }
 
 
-def report(per_seed: list[dict], workers: int, seconds: float) -> str:
+def report(per_seed: list[dict], workers: int, seconds: float, device: str = "cpu") -> str:
     """Two tables: the gains (nats) and the explainers' keep rates (%)."""
     features = [f"x{j + 1}" for j in FEATURES]
     lines = [
@@ -137,7 +141,8 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
         f"each feature's columns over the half whose true selection contains it. "
         f"REAL-X at λ = {LAMBDA:g}, its selection 1[π > 1/2]; LEX-MI k = 5, its top 5. "
         f"exact F: {NUM_IMPUTATIONS} N(0, 1) draws of the left-out features per instance. "
-        f"cpu, {workers} workers of 1 thread, torch {torch.__version__}, {seconds / 60:.1f} min."
+        f"{device}, {workers} workers of 1 thread, torch {torch.__version__}, "
+        f"{seconds / 60:.1f} min."
     )
     return "\n".join(lines) + "\n"
 
@@ -145,15 +150,16 @@ def report(per_seed: list[dict], workers: int, seconds: float) -> str:
 def main() -> None:
     parser = seed_parser(__doc__.splitlines()[0], seeds=5)
     args = parser.parse_args()
-    per_seed, seconds = run_seeds(parser, args, run_seed)
+    per_seed, seconds = run_seeds(parser, args, functools.partial(run_seed, device=args.device))
     record = {
         "per_seed": per_seed,
         "gain": summarise(per_seed, "gain"),
         "kept": summarise(per_seed, "kept"),
+        "device": args.device,
         "workers": args.workers,
         "seconds": seconds,
     }
-    write_results("feature_gains", record, report(per_seed, args.workers, seconds))
+    write_results("feature_gains", record, report(per_seed, args.workers, seconds, args.device))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ state. Throughput is imputed inputs (``L * N``) per second over the median of th
 Imputers that cannot be built or fitted are listed as skipped with the reason. Results go to
 ``benchmarks/results/imputers.{json,md}``.
 
-Run: ``.venv/bin/python benchmarks/imputers.py [--repeats 25] [--threads 1] [--device cpu]``.
+Run: ``.venv/bin/python benchmarks/imputers.py [--repeats 25] [--threads 1] [--device cpu]``;
+the stored table is the plain command.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 
 import lexppl.imputers as imputers
 from lexppl.imputers import Imputer
+from lexppl.nets import check_device
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {"8x16": (8, 16), "28x56": (28, 56)}
@@ -98,8 +100,23 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch intra-op threads (1 is robust on a busy box)"
     )
     args = parser.parse_args()
+    # The mixtures and clusterings need at least one row per component or cluster.
+    least_rows = max(FAST_SETTINGS["n_components"], FAST_SETTINGS["n_clusters"])
+    for option, value, least in [
+        ("--batch-size", args.batch_size, 1),
+        ("--num-masks", args.num_masks, 1),
+        ("--repeats", args.repeats, 1),
+        ("--fit-rows", args.fit_rows, least_rows),
+        ("--threads", args.threads, 1),
+    ]:
+        if value < least:
+            parser.error(f"{option} must be at least {least}; got {value}")
+    try:
+        device = check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
-    device, n, L = torch.device(args.device), args.batch_size, args.num_masks
+    n, L = args.batch_size, args.num_masks
 
     classes = imputer_classes()
     rows, skipped = [], []

@@ -38,21 +38,34 @@ does not look at the evaluator. "t" is a paired difference from REAL-X over its 
 test at 5 % rejects "no worse" below -2.13 with 5 seeds, -1.76 with 15). Results go to
 ``benchmarks/results/{name}.{json,md}``, by default ``lexmi_{dataset}_gradients``.
 
-Run: ``.venv/bin/python benchmarks/lexmi_gradients.py`` (S3, about 25 minutes with 2 workers),
-``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants relaxed,marginal``
-(about 20 minutes), the confirmation on fresh seeds ``.venv/bin/python
-benchmarks/lexmi_gradients.py --dataset s1 --variants marginal --first-seed 5 --name
-lexmi_s1_confirm`` (about 11 minutes; likewise s2, s3), the parametrisations at REAL-X's
-λ ``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants bernoulli --seeds 10
---name lexmi_s1_bernoulli`` (about 13 minutes) and ``... --variants realx-gaussian --seeds 10
---first-seed 10 --name lexmi_s1_realx_gaussian`` (likewise s2, s3), the pre-trained Bernoulli
-form ``... --variants bernoulli-pretrained --seeds 10 --first-seed 30 --name
-lexmi_s1_bernoulli_pretrained`` (likewise s2, s3), and, with more seeds for the REAL-X and
-TRUTH comparison,
-``.venv/bin/python benchmarks/lexmi_gradients.py --seeds 15 --variants relaxed --name
-lexmi_s3_15_seeds``; the longer training against the table's on fresh seeds,
-``.venv/bin/python benchmarks/lexmi_gradients.py --dataset s1 --variants relaxed,relaxed-long
---seeds 10 --first-seed 20 --name lexmi_s1_long`` (about an hour).
+Run: ``.venv/bin/python benchmarks/lexmi_gradients.py [--dataset s3] [--variants
+relaxed,marginal,one-mask] [--seeds 5] [--first-seed 0] [--name NAME] [--workers 2] [--device
+cpu]``. The stored tables in ``benchmarks/results/`` come from these commands (each
+``.venv/bin/python benchmarks/lexmi_gradients.py`` followed by the options given; times with 2
+workers on 2 cores):
+
+- ``lexmi_s3_gradients``: no options (about 24 minutes);
+- ``lexmi_s1_gradients``: ``--dataset s1 --variants relaxed,marginal`` (about 20 minutes);
+- ``lexmi_s2_gradients``: ``--dataset s2 --variants relaxed,marginal`` (about 19 minutes);
+- ``lexmi_s1_confirm``, the marginal gradient on fresh seeds: ``--dataset s1 --variants
+  marginal --first-seed 5 --name lexmi_s1_confirm`` (about 11 minutes); likewise
+  ``lexmi_s2_confirm`` and ``lexmi_s3_confirm`` with ``s2`` and ``s3``;
+- ``lexmi_s1_bernoulli``: ``--dataset s1 --variants bernoulli --seeds 10 --name
+  lexmi_s1_bernoulli`` (13 to 16 minutes); likewise s2 and s3;
+- ``lexmi_s1_realx_gaussian``: ``--dataset s1 --variants realx-gaussian --seeds 10
+  --first-seed 10 --name lexmi_s1_realx_gaussian`` (about 13 minutes); likewise s2 and s3;
+- ``lexmi_s1_bernoulli_pretrained``: ``--dataset s1 --variants bernoulli-pretrained --seeds 10
+  --first-seed 30 --name lexmi_s1_bernoulli_pretrained`` (13 to 15 minutes); likewise s2
+  and s3;
+- ``lexmi_s1_long``, the longer training against the table's on fresh seeds: ``--dataset s1
+  --variants relaxed,relaxed-long --seeds 10 --first-seed 20 --name lexmi_s1_long`` (about
+  66 minutes);
+- ``lexmi_s3_15_seeds``, more seeds for the REAL-X and TRUTH comparison: written by this
+  script's previous version, whose table had no "eACC (exact)" column and no rows at REAL-X's
+  size, and whose json records neither ``dataset`` nor ``first_seed`` (S3, seeds 0-14, as
+  its per-seed rows show). ``--variants relaxed --seeds 15 --name lexmi_s3_15_seeds``
+  regenerates it in today's form (the previous version took 23 minutes; today's also trains
+  the rows at REAL-X's size and scores every row under the exact evaluator).
 """
 
 from __future__ import annotations
@@ -61,6 +74,7 @@ import dataclasses
 import functools
 import math
 import re
+from pathlib import Path
 
 import torch
 from seed_study import mean_se, run_seeds, seed_parser, write_results
@@ -80,6 +94,8 @@ VARIANTS = {
     ),
     "realx-gaussian": ("REAL-X, Gaussian imputation", {"lex_parametrisation": "realx"}),
 }
+#: The variants of the plain command (the stored S3 table).
+DEFAULT_VARIANTS = ("relaxed", "marginal", "one-mask")
 #: Variants whose size is learned: no row at REAL-X's size.
 SIZE_LEARNED = ("bernoulli", "bernoulli-pretrained", "realx-gaussian")
 #: The seeds study's settings: realx-table1's, with only the paper's λ for REAL-X.
@@ -98,17 +114,23 @@ def _validation_acc(row: dict) -> float:
     return float(re.search(pattern, row["val ACC per k/λ"]).group(1))
 
 
-def run_seed(seed: int, dataset: str = "s3", variants: tuple[str, ...] = tuple(VARIANTS)) -> dict:
+def run_seed(
+    seed: int,
+    dataset: str = "s3",
+    variants: tuple[str, ...] = tuple(VARIANTS),
+    device: str = "cpu",
+) -> dict:
     """REAL-X, TRUTH and the LEX-MI ``variants`` (keys of :data:`VARIANTS`), each at k = 5 and
-    at REAL-X's size, on ``dataset`` drawn with ``seed``: their metrics."""
+    at REAL-X's size, on ``dataset`` drawn with ``seed`` and trained on ``device``: their
+    metrics."""
     torch.set_num_threads(1)
-    rows = run_dataset(dataset, TABLE, seed, "cpu", methods=("REAL-X", "TRUTH"))
+    rows = run_dataset(dataset, TABLE, seed, device, methods=("REAL-X", "TRUTH"))
     result = {row["method"]: row for row in rows}
     realx_size = result["REAL-X"]["mean selected"]
     for key in variants:
         label, overrides = VARIANTS[key]
         settings = dataclasses.replace(TABLE, **overrides)
-        lex_rows = run_dataset(dataset, settings, seed, "cpu", ("LEX-MI",), realx_size)
+        lex_rows = run_dataset(dataset, settings, seed, device, ("LEX-MI",), realx_size)
         for row in lex_rows:
             row["val ACC"] = _validation_acc(row)
         result[label] = lex_rows[0]
@@ -182,6 +204,7 @@ def report(
     workers: int,
     seconds: float,
     first_seed: int = 0,
+    device: str = "cpu",
 ) -> str:
     """The markdown tables of :func:`summarise`, with the run's settings."""
     scores = ("eACC (mask)", "val ACC", "train s")
@@ -215,7 +238,7 @@ def report(
         f"paper's λ; LEX-MI k = {TABLE.lex_k} and REAL-X's mean selection size rounded "
         f'("{MATCHED[2:]}"), {TABLE.lex_epochs} epochs unless the label gives another number, '
         f"Adam {TABLE.lr:g}"
-        f"{_lambda_text(dataset, variants)}. cpu, {workers} workers of 1 thread, "
+        f"{_lambda_text(dataset, variants)}. {device}, {workers} workers of 1 thread, "
         f"torch {torch.__version__}, {seconds / 60:.1f} min."
     )
     return "\n".join(lines) + "\n"
@@ -225,7 +248,9 @@ def main() -> None:
     parser = seed_parser(__doc__.splitlines()[0], seeds=5, first_seed=True)
     parser.add_argument("--dataset", default="s3", choices=DATASETS)
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}"
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, of {list(VARIANTS)} (default {','.join(DEFAULT_VARIANTS)})",
     )
     parser.add_argument("--name", help="results file name (default lexmi_DATASET_gradients)")
     args = parser.parse_args()
@@ -233,10 +258,16 @@ def main() -> None:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; expected some of {list(VARIANTS)}")
-    run = functools.partial(run_seed, dataset=args.dataset, variants=variants)
+    if len(set(variants)) < len(variants):
+        parser.error(f"--variants names a variant twice: {args.variants}")
+    # A plain file name: the results go to benchmarks/results/ and nowhere else.
+    if args.name is not None and (not args.name or Path(args.name).name != args.name):
+        parser.error(f"--name must be a file name without a folder; got {args.name!r}")
+    run = functools.partial(run_seed, dataset=args.dataset, variants=variants, device=args.device)
     per_seed, seconds = run_seeds(parser, args, run)
     record = {
         "dataset": args.dataset,
+        "device": args.device,
         "first_seed": args.first_seed,
         "per_seed": per_seed,
         "summary": summarise(per_seed, variants),
@@ -244,7 +275,9 @@ def main() -> None:
         "workers": args.workers,
         "seconds": seconds,
     }
-    text = report(per_seed, args.dataset, variants, args.workers, seconds, args.first_seed)
+    text = report(
+        per_seed, args.dataset, variants, args.workers, seconds, args.first_seed, args.device
+    )
     write_results(args.name or f"lexmi_{args.dataset}_gradients", record, text)
 
 

@@ -40,12 +40,13 @@ METRICS = ("TPR", "FDR", "ACC", "eACC", "eACC (exact)", "mean selected")
 PUBLISHED = ("TPR", "FDR", "ACC", "eACC")
 
 
-def run_seed(seed: int, dataset: str = "s3") -> dict:
-    """REAL-X and TRUTH on ``dataset`` drawn with ``seed``, at each budget: their rows."""
+def run_seed(seed: int, dataset: str = "s3", device: str = "cpu") -> dict:
+    """REAL-X and TRUTH on ``dataset`` drawn with ``seed``, at each budget, trained on
+    ``device``: their rows."""
     torch.set_num_threads(1)
     result = {}
     for budget, settings in BUDGETS.items():
-        rows = run_dataset(dataset, settings, seed, "cpu", methods=("REAL-X", "TRUTH"))
+        rows = run_dataset(dataset, settings, seed, device, methods=("REAL-X", "TRUTH"))
         for row in rows:
             result[f"{row['method']}, {budget}"] = row
     return result
@@ -59,7 +60,9 @@ def _cell(value: tuple[float, float] | None) -> str:
     return "–" if value is None else f"{value[0]:.2f} ± {value[1]:.2f}"
 
 
-def report(per_seed: list[dict], dataset: str, workers: int, seconds: float) -> str:
+def report(
+    per_seed: list[dict], dataset: str, workers: int, seconds: float, device: str = "cpu"
+) -> str:
     """Means ± SE per method and budget, the paired paper − table differences, the paper's."""
     published = reference()
     columns = " | ".join(METRICS)
@@ -96,7 +99,7 @@ def report(per_seed: list[dict], dataset: str, workers: int, seconds: float) -> 
         f"EVAL-X {table.evalx_epochs}, Adam {table.lr:g}; paper budget: "
         f"{full.pretrain_epochs} / {full.epochs} / {full.evalx_epochs} epochs, Adam "
         f"{full.lr:g}; batch {table.batch_size} in both. eACC: the paper's 0-imputed EVAL-X "
-        f"of the same budget; eACC (exact): F(y | x_R) itself. cpu, {workers} workers of 1 "
+        f"of the same budget; eACC (exact): F(y | x_R) itself. {device}, {workers} workers of 1 "
         f"thread, torch {torch.__version__}, {seconds / 60:.1f} min.",
     ]
     return "\n".join(lines) + "\n"
@@ -106,15 +109,16 @@ def main() -> None:
     parser = seed_parser(__doc__.splitlines()[0], seeds=4)
     parser.add_argument("--dataset", default="s3", choices=DATASETS)
     args = parser.parse_args()
-    run = functools.partial(run_seed, dataset=args.dataset)
+    run = functools.partial(run_seed, dataset=args.dataset, device=args.device)
     per_seed, seconds = run_seeds(parser, args, run)
     record = {
         "dataset": args.dataset,
+        "device": args.device,
         "per_seed": per_seed,
         "workers": args.workers,
         "seconds": seconds,
     }
-    text = report(per_seed, args.dataset, args.workers, seconds)
+    text = report(per_seed, args.dataset, args.workers, seconds, args.device)
     write_results(f"realx_budget_{args.dataset}", record, text)
 
 

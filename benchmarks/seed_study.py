@@ -1,8 +1,10 @@
 """What the seed-study benchmarks share: one run per seed in worker processes, means ± SE over
 seeds, and the results written beside the others (``benchmarks/results/NAME.{json,md}``).
 
-Not a benchmark itself; ``evalx_variants.py``, ``evalx_exact.py`` and ``lexmi_gradients.py``
-import it (run them as scripts, from any folder).
+Not a benchmark itself; ``evalx_variants.py``, ``evalx_exact.py``, ``feature_gains.py``,
+``lexmi_gradients.py`` and ``realx_budget.py`` import it (run them as scripts, from any folder).
+Each of them takes ``--seeds``, ``--workers`` (default 2) and ``--device`` (default cpu), and
+records the device in its json and its table's footer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from lexppl.nets import check_device
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -27,15 +31,17 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def seed_parser(description: str, seeds: int, first_seed: bool = False) -> argparse.ArgumentParser:
-    """A parser with ``--seeds`` (default ``seeds``) and ``--workers`` (default 2); with
-    ``first_seed``, also ``--first-seed`` (default 0), for scripts whose reports name it."""
+    """A parser with ``--seeds`` (default ``seeds``), ``--workers`` (default 2) and
+    ``--device`` (default "cpu"); with ``first_seed``, also ``--first-seed`` (default 0), for
+    scripts whose reports name it."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, default=seeds, help="how many seeds")
     if first_seed:
         parser.add_argument(
             "--first-seed", type=int, default=0, help="the first (fresh seeds for a confirmation)"
         )
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="processes, one seed each at a time")
+    parser.add_argument("--device", default="cpu", help="where every model trains and scores")
     return parser
 
 
@@ -44,12 +50,19 @@ def run_seeds(
 ) -> tuple[list[dict], float]:
     """``run_seed(s)`` for the ``args.seeds`` seeds from ``args.first_seed`` (0 if the parser
     has no ``--first-seed``) on, in ``args.workers`` fresh processes ("spawn": safe with torch's
-    threads); returns the results and the wall time in seconds."""
+    threads); returns the results and the wall time in seconds. The options are checked first:
+    a bad one ends the run with ``parser.error`` before any seed starts."""
     if args.seeds < 2:
         parser.error(f"--seeds must be at least 2 (a standard error needs two); got {args.seeds}")
     first = getattr(args, "first_seed", 0)
     if first < 0:
         parser.error(f"--first-seed must be at least 0; got {first}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1; got {args.workers}")
+    try:
+        check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     seeds = range(first, first + args.seeds)
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

@@ -24,6 +24,8 @@ the process's CPU time instead, which a busy machine inflates much less. Results
 ``benchmarks/results/throughput.{json,md}``.
 
 Run: ``.venv/bin/python benchmarks/throughput.py [--repeats 10] [--threads 1] [--device cpu]``.
+The stored table: ``.venv/bin/python benchmarks/throughput.py --repeats 5`` (its json records
+``"repeats": 5``).
 """
 
 from __future__ import annotations
@@ -46,16 +48,18 @@ from lexppl.distributions import KSubset
 from lexppl.imputers import ConstantImputer, MarginalImputer, MixtureOfLogisticsImputer
 from lexppl.infer import PathwiseBound
 from lexppl.models import CategoricalLikelihood, PixelGrid
-from lexppl.nets import ConvPredictor, UNetSelector
+from lexppl.nets import ConvPredictor, UNetSelector, check_device
 
 RESULTS = Path(__file__).parent / "results"
 SELECTION_RATE = 0.1
+#: Components of the mixture of logistics (its fit needs at least one row for each).
+COMPONENTS = 10
 #: Imputer name -> constructor; the mixture of logistics with a short fit (its imputation cost
 #: does not depend on how long it was fitted).
 IMPUTERS = {
     "0": lambda: ConstantImputer(0.0),
     "marginal": MarginalImputer,
-    "mixture_of_logistics": lambda: MixtureOfLogisticsImputer(n_components=10, epochs=2),
+    "mixture_of_logistics": lambda: MixtureOfLogisticsImputer(n_components=COMPONENTS, epochs=2),
 }
 #: Estimator name -> PathwiseBound method.
 ESTIMATORS = {"simple": "marginal", "relaxed": "relaxed"}
@@ -121,8 +125,27 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch intra-op threads (1 is robust on a busy box)"
     )
     args = parser.parse_args()
+    # The 8x16 batch is the first --batch-size images of the panels' training split.
+    panels = len(load("panels-digits", "train", seed=0).x)
+    for option, value, least, most in [
+        ("--batch-size", args.batch_size, 1, panels),
+        ("--num-masks", args.num_masks, 1, None),
+        ("--repeats", args.repeats, 1, None),
+        ("--fit-rows", args.fit_rows, COMPONENTS, None),
+        ("--threads", args.threads, 1, None),
+    ]:
+        if value < least:
+            parser.error(f"{option} must be at least {least}; got {value}")
+        if most is not None and value > most:
+            parser.error(
+                f"{option} must be at most {most} (the panels' training split); got {value}"
+            )
+    try:
+        device = check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
-    device, n, L = torch.device(args.device), args.batch_size, args.num_masks
+    n, L = args.batch_size, args.num_masks
 
     load_before = os.getloadavg()[0]
     steps = {}
@@ -181,6 +204,7 @@ def main() -> None:
         "selection_rate": SELECTION_RATE,
         "estimators": ESTIMATORS,
         "repeats": args.repeats,
+        "fit_rows": args.fit_rows,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "device": str(device),
         "torch": torch.__version__,
