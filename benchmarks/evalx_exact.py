@@ -71,7 +71,9 @@ def truth_variants(x: torch.Tensor, truth: torch.Tensor, seed: int) -> dict[str,
 
 def _exact_probs(exact: EvalX, x: torch.Tensor, masks: torch.Tensor, seed: int) -> torch.Tensor:
     torch.manual_seed(seed)  # the same imputation draws for every selection (common numbers)
-    return exact.predict_proba(x, masks, num_imputations=NUM_IMPUTATIONS, batch_size=10_000)
+    # One forward pass for all draws, as when the stored table was made (its batch_size of 10,000
+    # then counted masked inputs, not imputations): slicing would draw them in another order.
+    return exact.predict_proba(x, masks, num_imputations=NUM_IMPUTATIONS)
 
 
 def run_seed(seed: int, device: str = "cpu") -> dict:

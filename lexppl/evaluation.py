@@ -101,13 +101,15 @@ def evaluate_with_masks(
         all_masks.append(masks.cpu())
     masks = torch.cat(all_masks, dim=1)
     probs = torch.cat(all_probs, dim=1)
-    labels = torch.as_tensor(explainer.classes_).to(dataset.y.dtype)
-    y = torch.searchsorted(labels, dataset.y)
-    if not bool((labels[y.clamp(max=len(labels) - 1)] == dataset.y).all()):
+    # Matched in numpy: classes_ are whatever labels the explainer was fitted with (strings
+    # too), which torch cannot hold; classes_ is sorted (np.unique), as searchsorted needs.
+    classes, labels = np.asarray(explainer.classes_), dataset.y.cpu().numpy()
+    if not np.isin(labels, classes).all():
         raise ValueError(
             f"dataset {dataset.name!r} has labels the model never saw (model classes: "
-            f"{explainer.classes_.tolist()})."
+            f"{classes.tolist()}; dataset labels: {np.unique(labels).tolist()})."
         )
+    y = torch.as_tensor(np.searchsorted(classes, labels))
     truth = dataset.truth
     importance = torch.as_tensor(explainer.explain(dataset.x))
     metrics = {

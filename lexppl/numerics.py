@@ -10,6 +10,10 @@ epochs. TensorFlow, in which the baselines' code is written, flushes subnormals 
 CPU kernels by default; :func:`flush_denormals` does the same for a block of torch code, and
 :func:`lexppl.fit`, the evaluators' and comparators' training loops and every reproduction run
 inside it. The benchmark ``benchmarks/denormals.py`` measures the difference.
+
+The setting is per thread, and torch offers no way to reach the threads of its intra-op pool:
+with ``torch.get_num_threads() > 1``, the parts of a parallel operation computed by the other
+threads still see subnormals (see :func:`flush_denormals`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ def flush_denormals() -> Iterator[None]:
     below that size, and products with always-zero inputs stop running slowly.
     ``torch.set_flush_denormal`` acts on the calling thread; where the CPU does not support it,
     this does nothing. CUDA kernels are not affected.
+
+    **Limitation: the calling thread only.** torch's intra-op worker threads keep their own
+    setting, and torch has no call that reaches them, so with ``torch.get_num_threads() > 1``
+    an operation split across threads flushes only the part the calling thread computes (with
+    2 threads, half of a large elementwise product's subnormal results survive). The flushing
+    is complete with ``torch.set_num_threads(1)``; otherwise the slow-down is reduced, not
+    removed. :func:`flushing_denormals` reports the calling thread's setting only.
 
     Example::
 

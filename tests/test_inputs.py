@@ -27,3 +27,24 @@ def test_labels_are_non_negative_integer_indices_one_per_row():
         as_labels([0.5, 1.0], 2)
     with pytest.raises(ValueError, match=">= 0"):
         as_labels([-1, 0], 2)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_labels_refuse_non_finite_values(bad):
+    # The cast to int64 would turn them into -2**63 without an error.
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        as_labels(np.array([bad, 1.0]), 2)
+
+
+def test_labels_refuse_values_beyond_the_int64_range():
+    with pytest.raises(ValueError, match="beyond the int64 range"):
+        as_labels(np.array([1e20, 1.0]), 2)
+    with pytest.raises(ValueError, match="beyond the int64 range"):
+        as_labels(torch.tensor([2.0**63, 0.0]), 2)
+    assert as_labels(np.array([2.0**62, 1.0]), 2).tolist() == [2**62, 1]
+
+
+def test_inputs_refuse_none_by_name():
+    # numpy makes None a NaN: the error blamed the values of data that was never given.
+    with pytest.raises(ValueError, match="X must be a numeric array; got None"):
+        as_inputs(None, "X")

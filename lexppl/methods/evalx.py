@@ -34,19 +34,22 @@ free of any training's error.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lexppl.comparators.base import torch_seed
 from lexppl.imputers.base import Imputer, NotFittedError
 from lexppl.imputers.constant import ConstantImputer
 from lexppl.inputs import as_inputs, as_labels
 from lexppl.metrics.prediction import accuracy, auroc
+from lexppl.models.groups import Identity
 from lexppl.models.lex import LEX
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
-from lexppl.nets import check_device, module_device
+from lexppl.nets import check_device, eval_mode, module_device, module_dtype
 from lexppl.train import pretrain_predictor
 
 __all__ = ["EvalX"]
@@ -126,8 +129,9 @@ class EvalX(nn.Module):
         ``y`` given inputs masked by fresh Bernoulli(1/2) masks at every step); the imputer is
         fitted on ``X`` first when it needs data.
 
-        :param X: training inputs ``(n, ...)``. :param y: class indices ``(n,)``
-            (0./1. for a Bernoulli likelihood).
+        :param X: training inputs ``(n, ...)``, e.g. images ``(n, C, H, W)``; cast to the
+            predictor's dtype. :param y: class indices ``(n,)`` (0./1. for a Bernoulli
+            likelihood).
         :param int epochs: passes over the data. :param int batch_size: mini-batch size.
         :param float lr: Adam learning rate. :param float weight_decay: Adam weight decay.
         :param decayed_parameters: the parameters the decay reaches, a function of the model
@@ -138,6 +142,7 @@ class EvalX(nn.Module):
         :returns: ``self``, frozen (``requires_grad_(False)``, ``eval()``).
         """
         X = as_inputs(X, "X")
+        X = X.to(module_dtype(self, X.dtype))  # a float32 predictor refuses float64 inputs
         y = as_labels(y, X.shape[0])
         if isinstance(self.likelihood, BernoulliLikelihood):
             y = y.float()
@@ -146,6 +151,9 @@ class EvalX(nn.Module):
         if self.imputer.requires_fit and not self.imputer.is_fitted:
             self.imputer.fit(X.to(device))
         self.predictor.requires_grad_(True)
+        # The training masks are flat (n, D): for inputs with more dimensions (images), the
+        # groups lay them onto x's shape.
+        groups = Identity(tuple(X.shape[1:])) if X.dim() > 2 else None
         model = LEX(
             nn.Identity(),
             self.predictor,
@@ -153,6 +161,7 @@ class EvalX(nn.Module):
             _unused,
             self.likelihood,
             mask_as_input=self.mask_as_input,
+            groups=groups,
         )
         pretrain_predictor(
             model,
@@ -216,6 +225,15 @@ class EvalX(nn.Module):
             return torch.stack([1 - p, p], dim=-1)
         return torch.softmax(out, dim=-1)
 
+    def _imputed_probs(self, x: Tensor, z: Tensor, num_imputations: int) -> Tensor:
+        """Probabilities ``(K, s, r, C)`` of ``K`` imputations of ``x`` ``(r, ...)`` under each
+        of the masks ``z`` ``(s, r, ...)``, in one forward pass of ``K * s * r`` inputs."""
+        x_tilde = self.imputer(x, z).sample((num_imputations,))  # (K, s, r, ...)
+        if self.mask_as_input:  # along the first feature dimension, as LEX does
+            x_tilde = torch.cat([x_tilde, z.expand_as(x_tilde)], dim=-(x.dim() - 1))
+        flat = x_tilde.reshape((-1, *x_tilde.shape[3:]))
+        return self._probs(flat).reshape((num_imputations, z.shape[0], x.shape[0], -1))
+
     @torch.no_grad()
     def predict_proba(
         self,
@@ -228,33 +246,41 @@ class EvalX(nn.Module):
         """
         Class probabilities of the frozen evaluator given the selected features only.
 
-        :param x: inputs ``(N, ...)``.
+        :param x: inputs ``(N, ...)``, cast to the predictor's dtype.
         :param masks: binary masks (1 = selected) over the ``D = x[0].numel()`` features,
             ``(N, D)`` or ``(S, N, D)``; a ``(N, ...)`` mask shaped like ``x`` also works.
         :param int num_imputations: imputations averaged per mask (matters only for a
-            multiple imputer; a constant imputer is deterministic).
-        :param batch_size: at most this many masked inputs per forward pass (the ``S`` mask
-            samples are processed in chunks); default: all at once.
+            multiple imputer; a constant imputer is deterministic). The draws come from torch's
+            global generator.
+        :param batch_size: at most this many imputed inputs per forward pass, counting every
+            mask sample, instance and imputation (``S * N * num_imputations`` in all): whole mask
+            samples while they fit, else slices of the instances, else of the imputations;
+            default: all at once.
         :returns: ``(N, C)`` for ``(N, D)`` masks, ``(S, N, C)`` for ``(S, N, D)`` masks, on the
             evaluator's device (``C = 2`` for a Bernoulli likelihood).
         """
         x, z, squeeze = self._check_inputs(x, masks)
-        if not isinstance(num_imputations, int) or num_imputations < 1:
-            raise ValueError(f"num_imputations must be an int >= 1; got {num_imputations!r}.")
+        k = _count(num_imputations, "num_imputations")
         num_samples, n = z.shape[0], x.shape[0]
-        chunk = num_samples if batch_size is None else max(1, int(batch_size) // max(n, 1))
-        was_training = self.training
-        self.eval()
+        budget = num_samples * n * k if batch_size is None else _count(batch_size, "batch_size")
+        # Per forward pass: `draws` imputations of `rows` instances under `samples` masks, with
+        # draws * rows * samples <= budget (one imputation of one instance at the least).
+        draws = min(k, budget)
+        rows = min(n, max(1, budget // draws))
+        samples = max(1, budget // (draws * rows))
         out = []
-        for begin in range(0, num_samples, chunk):
-            zb = z[begin : begin + chunk]  # (s, N, ...)
-            x_tilde = self.imputer(x, zb).sample((num_imputations,))  # (K, s, N, ...)
-            if self.mask_as_input:  # along the first feature dimension, as LEX does
-                x_tilde = torch.cat([x_tilde, zb.expand_as(x_tilde)], dim=-(x.dim() - 1))
-            flat = x_tilde.reshape((-1, *x_tilde.shape[3:]))
-            probs = self._probs(flat).reshape((num_imputations, zb.shape[0], n, -1))
-            out.append(probs.mean(0))
-        self.train(was_training)
+        with eval_mode(self):
+            for begin in range(0, num_samples, samples):
+                zs = z[begin : begin + samples]  # (s, N, ...)
+                parts = []
+                for first in range(0, n, rows):
+                    xr, zr = x[first : first + rows], zs[:, first : first + rows]
+                    total = sum(
+                        self._imputed_probs(xr, zr, min(draws, k - done)).sum(0)
+                        for done in range(0, k, draws)
+                    )
+                    parts.append(total / k)  # (s, r, C): the mean over the k imputations
+                out.append(torch.cat(parts, dim=1))
         probs = torch.cat(out, dim=0)
         return probs[0] if squeeze else probs
 
@@ -306,41 +332,53 @@ class EvalX(nn.Module):
         explainer's selections: use it to choose the evaluator's training (epochs, weight
         decay) before scoring explanations with :meth:`score`.
 
-        :param x: inputs ``(N, ...)``. :param y: class indices ``(N,)`` (0 / 1 for a Bernoulli
-            likelihood).
+        :param x: inputs ``(N, ...)``, cast to the predictor's dtype. :param y: class indices
+            ``(N,)`` (0 / 1 for a Bernoulli likelihood).
         :param int num_masks: masks drawn per instance (``>= 1``).
-        :param int seed: seeds the masks (a private generator: global RNG state is untouched).
+        :param int seed: seeds the masks and, for a multiple imputer, the imputations: the same
+            seed gives the same value, and torch's global RNG state is left as it was.
         :param batch_size: at most this many masked inputs at once, as in
             :meth:`predict_proba`; the masks are drawn in chunks of that size too (give it
             for images: 16 masks of 10,000 MNIST images are 0.5 GB as floats).
         :returns: the mean log-likelihood in nats per instance (higher is better).
         """
-        if not isinstance(num_masks, int) or isinstance(num_masks, bool) or num_masks < 1:
-            raise ValueError(f"num_masks must be an int >= 1; got {num_masks!r}.")
+        num_masks = _count(num_masks, "num_masks")
+        if batch_size is not None:
+            batch_size = _count(batch_size, "batch_size")
         x = as_inputs(x)
         n = x.shape[0]
         y = as_labels(y.reshape(-1) if isinstance(y, Tensor) else np.ravel(y), n)
         generator = torch.Generator().manual_seed(seed)
         # Masks are drawn chunk by chunk (as predict_proba batches them), so that memory stays
         # bounded by batch_size; the generator's stream makes the draws the same either way.
-        chunk = num_masks if batch_size is None else max(1, int(batch_size) // max(n, 1))
+        chunk = num_masks if batch_size is None else max(1, batch_size // max(n, 1))
         total = 0.0
-        for begin in range(0, num_masks, chunk):
-            size = min(chunk, num_masks - begin)
-            masks = torch.rand((size, n, x[0].numel()), generator=generator) < 0.5
-            probs = self.predict_proba(x, masks, batch_size=batch_size)  # (size, N, C)
-            labels = y.to(probs.device).long()
-            if begin == 0 and (
-                bool(((labels < 0) | (labels >= probs.shape[-1])).any())
-                or bool((labels != y.to(probs.device)).any())
-            ):
-                raise ValueError(
-                    f"y must hold class indices in [0, {probs.shape[-1]}); got values from "
-                    f"{float(y.min()):g} to {float(y.max()):g}."
-                )
-            picked = probs.gather(-1, labels.expand(size, -1).unsqueeze(-1)).squeeze(-1)
-            total += float(picked.clamp_min(torch.finfo(probs.dtype).tiny).log().sum())
+        # A multiple imputer draws from torch's global generator: seed a fork of it, so that
+        # the imputations are reproducible too and the caller's RNG state is given back.
+        with torch_seed(seed, self._device()):
+            for begin in range(0, num_masks, chunk):
+                size = min(chunk, num_masks - begin)
+                masks = torch.rand((size, n, x.shape[1:].numel()), generator=generator) < 0.5
+                total += self._log_likelihood_sum(x, y, masks, batch_size, check=begin == 0)
         return total / (num_masks * n)
+
+    def _log_likelihood_sum(
+        self, x: Tensor, y: Tensor, masks: Tensor, batch_size: int | None, check: bool
+    ) -> float:
+        # The sum of log q(y | m(x, r)) over the masks r (S, N, D) and the instances.
+        probs = self.predict_proba(x, masks, batch_size=batch_size)  # (S, N, C)
+        size = masks.shape[0]
+        labels = y.to(probs.device).long()
+        if check and (
+            bool(((labels < 0) | (labels >= probs.shape[-1])).any())
+            or bool((labels != y.to(probs.device)).any())
+        ):
+            raise ValueError(
+                f"y must hold class indices in [0, {probs.shape[-1]}); got values from "
+                f"{float(y.min()):g} to {float(y.max()):g}."
+            )
+        picked = probs.gather(-1, labels.expand(size, -1).unsqueeze(-1)).squeeze(-1)
+        return float(picked.clamp_min(torch.finfo(probs.dtype).tiny).log().sum())
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, x: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, bool]:
@@ -353,7 +391,11 @@ class EvalX(nn.Module):
         )
         if x.dim() < 2:
             raise ValueError(f"x must have shape (N, ...); got {tuple(x.shape)}.")
-        n, num_features = x.shape[0], x[0].numel()
+        if x.shape[0] == 0:  # no instance to score: the metrics have nothing to average
+            raise ValueError(f"x has no rows (shape {tuple(x.shape)}); give at least one.")
+        # The predictor's dtype (a float32 network refuses float64 inputs) and device.
+        x = x.to(device=device, dtype=module_dtype(self, x.dtype))
+        n, num_features = x.shape[0], x.shape[1:].numel()
         if masks.shape == x.shape and x.dim() > 2:
             masks = masks.reshape(n, num_features)
         if masks.dim() not in (2, 3) or tuple(masks.shape[-2:]) != (n, num_features):
@@ -370,7 +412,14 @@ class EvalX(nn.Module):
             )
         squeeze = masks.dim() == 2
         z = masks.reshape((-1, *x.shape)).to(device=device, dtype=x.dtype)
-        return x.to(device), z, squeeze
+        return x, z, squeeze
+
+
+def _count(value: object, name: str) -> int:
+    """``value`` as an int >= 1 (numpy ints too, bools not), or a ValueError naming it."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+    return int(value)
 
 
 def _unused(logits: Tensor):  # the mask family of the internal LEX: pretraining replaces it

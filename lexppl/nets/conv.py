@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from lexppl.nets._sizes import positive_int, positive_ints
+
 __all__ = ["ConvPredictor"]
 
 
@@ -43,13 +45,13 @@ class ConvPredictor(nn.Module):
         image_size: Sequence[int] = (28, 56),
     ) -> None:
         super().__init__()
-        channels, image_size = tuple(channels), tuple(image_size)
-        for name, value in [("in_channels", in_channels), ("num_classes", num_classes)]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must be a non-empty sequence of ints >= 1; got {channels}.")
-        if len(image_size) != 2 or any(not isinstance(s, int) or s < 1 for s in image_size):
+        in_channels = positive_int(in_channels, "in_channels")
+        num_classes = positive_int(num_classes, "num_classes")
+        channels = positive_ints(channels, "channels")
+        if not channels:
+            raise ValueError("channels must be a non-empty sequence of ints >= 1; got ().")
+        image_size = positive_ints(image_size, "image_size")
+        if len(image_size) != 2:
             raise ValueError(f"image_size must be (H, W) with ints >= 1; got {image_size}.")
         height, width = image_size
         if height < 2 ** len(channels) or width < 2 ** len(channels):

@@ -34,19 +34,40 @@ def module_dtype(module: object, default: torch.dtype) -> torch.dtype:
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a :class:`torch.device`, or a ValueError that names the problem: an
     unknown device, or an accelerator this machine does not have (rather than torch's error
-    from deep inside the first tensor moved there)."""
+    from deep inside the first tensor moved there).
+
+    The CPU is always accepted, CUDA and MPS when torch reports them available; any other
+    device type (``"xpu"``, ``"hip"``, ``"meta"``, ...) only if a value can be put on it,
+    computed with and read back."""
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(
             f"Unknown device {device!r}; expected e.g. 'cpu', 'cuda', 'cuda:1' or 'mps'."
         ) from None
+    if resolved.type == "cpu":
+        return resolved
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise ValueError(f"device {device!r}: CUDA is not available on this machine.")
         if resolved.index is not None and resolved.index >= count:
             raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s).")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r}: MPS is not available on this machine.")
+        return resolved
+    if resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS is not available on this machine.")
+        return resolved
+    # torch knows many device types that a given build or machine cannot use, and says so
+    # only at the first tensor (an AssertionError, NotImplementedError, ...): probe with one.
+    # Reading the value back also refuses "meta", whose tensors hold no data.
+    try:
+        torch.zeros(1, device=resolved).add(1).cpu()
+    except Exception as error:
+        # torch's first sentence says why; the rest lists backends and build instructions.
+        reason = (str(error).splitlines() or [""])[0].split(". ")[0]
+        raise ValueError(
+            f"device {device!r} cannot be used on this machine: torch cannot compute there "
+            f"({type(error).__name__}: {reason}). Use e.g. 'cpu', 'cuda' or 'mps'."
+        ) from None
     return resolved

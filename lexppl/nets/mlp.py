@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from lexppl.nets._sizes import positive_int, positive_ints
+
 __all__ = ["MLP"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "selu": nn.SELU, "elu": nn.ELU, "tanh": nn.Tanh}
@@ -58,9 +60,10 @@ class MLP(nn.Sequential):
         activation: str = "relu",
         batch_norm: bool = False,
     ) -> None:
-        for name, size in [("in_features", in_features), ("out_features", out_features)]:
-            if not isinstance(size, int) or size <= 0:
-                raise ValueError(f"Expected {name} > 0 but got {size!r}.")
+        in_features = positive_int(in_features, "in_features")
+        out_features = positive_int(out_features, "out_features")
+        # A hidden layer of width 0 would make the output a constant (its bias).
+        hidden = positive_ints(hidden, "hidden")
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"Unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}."

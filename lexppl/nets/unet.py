@@ -7,8 +7,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lexppl.models.groups import PatchGrid
+from lexppl.nets._sizes import positive_int
 
 __all__ = ["UNet", "UNetSelector"]
+
+
+class _BatchNorm2d(nn.BatchNorm2d):
+    # BatchNorm2d that takes a training batch with one value per channel (one image at a 1 x 1
+    # resolution, e.g. the bottleneck of a deep U-Net, where torch raises): it is normalised by
+    # the running statistics, as in evaluation, and leaves them unchanged, as MLP's batch norm
+    # does with a one-row batch (the last, short batch of an epoch).
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input_dim(x)
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return F.batch_norm(
+                x,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                training=False,
+                eps=self.eps,
+            )
+        return super().forward(x)
 
 
 def _conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -17,15 +38,9 @@ def _conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Seq
     for a, b in [(in_channels, out_channels), (out_channels, out_channels)]:
         layers.append(nn.Conv2d(a, b, kernel_size=3, padding=1, bias=not batch_norm))
         if batch_norm:
-            layers.append(nn.BatchNorm2d(b))
+            layers.append(_BatchNorm2d(b))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Expected {name} to be an int >= 1 but got {value!r}.")
 
 
 class UNet(nn.Module):
@@ -57,7 +72,8 @@ class UNet(nn.Module):
     :param int base_channels: filters of the first level (doubled at each level).
     :param bool batch_norm: batch normalisation after each convolution (off by default, as in
         the original U-Net; with it on, the network's output depends on the batch in training
-        mode).
+        mode; a layer that gets one value per channel, e.g. one image at a ``1 x 1``
+        bottleneck, is normalised by its running statistics instead).
     :param bool pad: zero-pad inputs whose size is not a multiple of :math:`2^{\text{depth}}`.
 
     **References**
@@ -79,12 +95,10 @@ class UNet(nn.Module):
         pad: bool = True,
     ) -> None:
         super().__init__()
-        _check_positive(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            depth=depth,
-            base_channels=base_channels,
-        )
+        in_channels = positive_int(in_channels, "in_channels")
+        out_channels = positive_int(out_channels, "out_channels")
+        depth = positive_int(depth, "depth")
+        base_channels = positive_int(base_channels, "base_channels")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.depth, self.base_channels, self.pad = depth, base_channels, pad
         widths = [base_channels * 2**i for i in range(depth + 1)]

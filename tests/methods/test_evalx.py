@@ -11,7 +11,7 @@ from lexppl.imputers import ConstantImputer, GaussianImputer, MarginalImputer
 from lexppl.methods import EvalX
 from lexppl.metrics import accuracy
 from lexppl.models import BernoulliLikelihood
-from lexppl.nets import MLP
+from lexppl.nets import MLP, ConvPredictor
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +306,114 @@ def test_exact_evaluator_matches_quadrature_of_the_left_out_feature():
     # Leaving x4 out changes the answer wherever x4 is far from its expected square.
     full = torch.softmax(TrueResponse("orange")(data.x), -1)[:, 1].double()
     assert ((full - mean).abs() > 8 * se)[data.x[:, 3].pow(2).sub(1).abs() > 1].all()
+
+
+@pytest.mark.parametrize("mask_as_input", [False, True])
+def test_evalx_fits_and_scores_images(mask_as_input):
+    # Images (N, C, H, W): the training masks are flat (N, C*H*W) and must be laid onto x, as
+    # in scoring; with the mask as input, the predictor sees it as a second channel.
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 8, 8, generator=g)
+    y = (x.mean((1, 2, 3)) > 0.5).long()
+    torch.manual_seed(0)
+    predictor = ConvPredictor(2 if mask_as_input else 1, 2, channels=(4,), image_size=(8, 8))
+    evalx = EvalX(predictor, mask_as_input=mask_as_input).fit(x, y, epochs=2, batch_size=8)
+    masks = (torch.rand(3, 16, 64, generator=g) < 0.5).float()
+    assert set(evalx.score(x, y, masks)) == {"eacc", "eauroc"}
+    # Flat masks and masks shaped like the images give the same probabilities.
+    probs = evalx.predict_proba(x, masks[0])
+    torch.testing.assert_close(evalx.predict_proba(x, masks[0].reshape(x.shape)), probs)
+    imputed = x * masks[0].reshape(x.shape)
+    inputs = torch.cat([imputed, masks[0].reshape(x.shape)], 1) if mask_as_input else imputed
+    torch.testing.assert_close(probs, torch.softmax(evalx.predictor(inputs), -1))
+    assert evalx.log_likelihood(x, y, num_masks=2) < 0.0
+
+
+def test_evalx_takes_float64_tensors_with_a_float32_predictor_and_vice_versa():
+    # Inputs are cast to the predictor's dtype, as LEXExplainer does for a black box.
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 4, generator=g, dtype=torch.float64)
+    y = (x[:, 0] > 0.5).long()
+    masks = (torch.rand(32, 4, generator=g) < 0.5).float()
+    fitted = []
+    for inputs in (x, x.float()):
+        torch.manual_seed(0)
+        fitted.append(EvalX(MLP(4, 2, (8,))).fit(inputs, y, epochs=2, batch_size=16))
+    for a, b in zip(*(evalx.parameters() for evalx in fitted)):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b)
+    evalx = fitted[0]
+    probs = evalx.predict_proba(x, masks)
+    assert probs.dtype == torch.float32
+    torch.testing.assert_close(probs, evalx.predict_proba(x.float(), masks))
+    assert evalx.score(x, y, masks) == evalx.score(x.float(), y, masks)
+    assert evalx.log_likelihood(x, y) == evalx.log_likelihood(x.float(), y)
+    double = EvalX.from_predictor(MLP(4, 2, (8,)).double())
+    assert double.predict_proba(x.float(), masks).dtype == torch.float64
+
+
+def test_log_likelihood_seeds_the_imputations_and_leaves_the_global_rng_alone():
+    # A multiple imputer draws from torch's global generator: seed gives the same value at
+    # every call, a different seed another one, and the caller's RNG state is given back.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    evalx = EvalX.from_predictor(MLP(4, 2, (8,)), GaussianImputer().fit(x))
+    before = torch.get_rng_state()
+    first = evalx.log_likelihood(x, y, seed=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.rand(3)  # another global state: the value must not depend on it
+    assert evalx.log_likelihood(x, y, seed=0) == first
+    assert evalx.log_likelihood(x, y, seed=1) != first
+
+
+def test_predict_proba_batch_size_counts_mask_samples_instances_and_imputations():
+    torch.manual_seed(0)
+    x = torch.randn(100, 4)
+    predictor = MLP(4, 2, (8,))
+    rows = []
+    predictor.register_forward_hook(lambda module, inputs, output: rows.append(len(inputs[0])))
+    evalx = EvalX.from_predictor(predictor, GaussianImputer().fit(x))
+    masks = (torch.rand(20, 100, 4) < 0.5).float()
+    # S * N * K = 20 * 100 * 8 imputed inputs in all, whichever way they are sliced.
+    for batch_size in (200, 10, 3, np.int64(1600)):
+        rows.clear()
+        probs = evalx.predict_proba(x, masks, num_imputations=8, batch_size=batch_size)
+        assert probs.shape == (20, 100, 2)
+        assert max(rows) <= batch_size and sum(rows) == 20 * 100 * 8, (batch_size, rows[:3])
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1; got 0"):
+        evalx.predict_proba(x, masks, batch_size=0)
+    with pytest.raises(ValueError, match="num_imputations must be an int >= 1"):
+        evalx.predict_proba(x, masks, num_imputations=0)
+
+
+@pytest.mark.parametrize("mask_as_input", [False, True])
+def test_predict_proba_in_slices_equals_predict_proba_at_once(mask_as_input):
+    # A deterministic imputer gives the same probabilities however the S * N * K inputs are
+    # sliced: by mask samples, by instances, or by imputations.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, generator=g)
+    torch.manual_seed(0)
+    predictor = MLP(6 if mask_as_input else 3, 2, (8,))
+    evalx = EvalX.from_predictor(predictor, ConstantImputer(0.5), mask_as_input=mask_as_input)
+    masks = (torch.rand(4, 7, 3, generator=g) < 0.5).float()
+    whole = evalx.predict_proba(x, masks, num_imputations=3)
+    for batch_size in (1, 2, 5, 21, 22, 60):
+        sliced = evalx.predict_proba(x, masks, num_imputations=3, batch_size=batch_size)
+        torch.testing.assert_close(sliced, whole)
+
+
+def test_predict_proba_gives_each_submodule_its_own_mode_back():
+    evalx = EvalX.from_predictor(MLP(3, 2, (4,), batch_norm=True))
+    evalx.imputer.train()  # mixed modes, which one flag for the whole evaluator would lose
+    evalx.predict_proba(torch.randn(5, 3), torch.ones(5, 3))
+    assert evalx.imputer.training and not evalx.training and not evalx.predictor.training
+
+
+def test_score_refuses_inputs_without_rows():
+    evalx = EvalX.from_predictor(MLP(3, 2, (4,)))
+    with pytest.raises(ValueError, match=r"x has no rows \(shape \(0, 3\)\)"):
+        evalx.score(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, 3))
+    with pytest.raises(ValueError, match="x has no rows"):
+        evalx.log_likelihood(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -38,3 +39,15 @@ def test_wrong_inputs_are_refused():
         ConvPredictor(channels=(4, 4, 4), image_size=(4, 4))
     with pytest.raises(ValueError, match="channels"):
         ConvPredictor(channels=())
+
+
+def test_numpy_sizes_are_taken_and_sizes_below_one_refused():
+    net = ConvPredictor(np.int64(1), np.int64(3), np.array([4, 8]), np.array([8, 8]))
+    assert net.channels == (4, 8) and net.image_size == (8, 8)
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"channels\[1\] to be an int >= 1 but got 0"):
+        ConvPredictor(channels=(4, 0))
+    with pytest.raises(ValueError, match=r"image_size\[0\] to be an int >= 1 but got 8\.5"):
+        ConvPredictor(channels=(4,), image_size=(8.5, 8))
+    with pytest.raises(ValueError, match="num_classes to be an int >= 1 but got False"):
+        ConvPredictor(num_classes=False)

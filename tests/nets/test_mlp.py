@@ -1,5 +1,6 @@
 """MLP: shapes over leading dimensions, activations, batch normalisation."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -59,3 +60,17 @@ def test_batch_norm_in_training_takes_a_batch_of_one_row():
     torch.testing.assert_close((norm.running_mean, norm.running_var), before)
     net.eval()
     torch.testing.assert_close(out, net(x))
+
+
+def test_mlp_takes_numpy_sizes_and_refuses_sizes_below_one():
+    # np.prod(image_shape) is an np.int64: a size like any other, stored as a Python int.
+    net = MLP(np.prod((1, 2, 2)), np.int64(3), hidden=np.array([5, 6]))
+    assert net.in_features == 4 and type(net.in_features) is int
+    assert [m.out_features for m in net if isinstance(m, nn.Linear)] == [5, 6, 3]
+    assert net(torch.randn(2, 4)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"hidden\[1\] to be an int >= 1 but got 0"):
+        MLP(4, 2, hidden=(3, 0))
+    with pytest.raises(ValueError, match="in_features to be an int >= 1 but got True"):
+        MLP(True, 2)
+    with pytest.raises(ValueError, match=r"out_features to be an int >= 1 but got 2\.0"):
+        MLP(4, 2.0)

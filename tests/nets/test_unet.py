@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from lexppl.models import PatchGrid, PixelGrid
 from lexppl.nets import UNet, UNetSelector
@@ -77,3 +79,32 @@ def test_unet_selector_refuses_images_that_do_not_fit():
         selector(torch.randn(2, 1, 8, 12))
     with pytest.raises(TypeError, match="PatchGrid"):
         UNetSelector((4, 4))
+
+
+def test_unet_takes_numpy_sizes():
+    net = UNet(np.int64(3), np.int64(2), depth=np.int64(1), base_channels=np.int64(4))
+    assert net(torch.randn(1, 3, 8, 8)).shape == (1, 2, 8, 8)
+    with pytest.raises(ValueError, match="base_channels to be an int >= 1 but got True"):
+        UNet(base_channels=True)
+
+
+def test_unet_batch_norm_in_training_takes_one_image_with_a_one_pixel_bottleneck():
+    # Depth 5 pads 28 x 28 to 32 x 32, so the bottleneck is 1 x 1: one image has one value per
+    # channel there, no variance (torch raises). Its batch norm then uses the running
+    # statistics, as in evaluation, and leaves them unchanged, as MLP's does for one row.
+    torch.manual_seed(0)
+    net = UNet(1, 1, depth=5, base_channels=2, batch_norm=True)
+    for _ in range(3):
+        net(torch.randn(4, 1, 28, 28))
+    bottleneck = [m for m in net.encoder[-1] if isinstance(m, nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in bottleneck]
+    assert net(torch.randn(1, 1, 28, 28)).shape == (1, 1, 28, 28)
+    for norm, (mean, var) in zip(bottleneck, before):
+        torch.testing.assert_close((norm.running_mean, norm.running_var), (mean, var))
+    h = torch.randn(1, bottleneck[0].num_features, 1, 1)
+    expected = bottleneck[0].eval()(h)
+    torch.testing.assert_close(bottleneck[0].train()(h), expected)
+    # With more than one value per channel, training still normalises by the batch.
+    wider = torch.randn(1, bottleneck[0].num_features, 2, 1)
+    normalised = bottleneck[0](wider)
+    torch.testing.assert_close(normalised.mean((0, 2, 3)), bottleneck[0].bias)
