@@ -11,7 +11,6 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.utils import (
-    clamp_probs,
     lazy_property,
     logits_to_probs,
     probs_to_logits,
@@ -375,9 +374,10 @@ class IndependentRelaxedBernoulli(TorchDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        # The support is the closed [0, 1]; at its ends the logit is ±inf (as torch's
-        # RelaxedBernoulli, values are clamped into the open interval first).
-        value = clamp_probs(value)
+        # The support is the closed [0, 1]; at its ends the logit is ±inf, so values are clamped
+        # into the open interval first, to the bounds rsample clamps its own draws to.
+        info = torch.finfo(self.logits.dtype)
+        value = value.to(self.logits.dtype).clamp(min=info.tiny, max=1.0 - info.eps)
         x = value.log() - (-value).log1p()
         tau = self.temperature
         diff = tau * x - self.logits

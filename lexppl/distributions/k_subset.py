@@ -386,7 +386,9 @@ class KSubset(TorchDistribution):
         r""":math:`H = \log e_k(w) - \sum_d P(Z_d = 1) \ell_d`."""
         centered = self._centered_logits
         mean = self.mean.to(centered.dtype)
-        # A feature with logit -inf has P = 0 and adds 0 (not 0 · (-inf)), gradients included.
+        # A feature with logit -inf has P = 0 and adds 0 (not 0 · (-inf)). Values hold for any
+        # number of such features; gradients only for one (with several, the elementary
+        # symmetric tables' backward gives NaN).
         expected = (mean * torch.where(centered.isneginf(), 0.0, centered)).sum(-1)
         return (self._centered_log_normalizer - expected).to(self.logits.dtype)
 

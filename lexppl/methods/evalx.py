@@ -221,8 +221,10 @@ class EvalX(nn.Module):
     def _probs(self, x_tilde: Tensor) -> Tensor:
         out = self.predictor(x_tilde)
         if isinstance(self.likelihood, BernoulliLikelihood):
-            p = torch.sigmoid(out.reshape(out.shape[0]))
-            return torch.stack([1 - p, p], dim=-1)
+            logit = out.reshape(out.shape[0])
+            # sigmoid(-logit), not 1 - p: past a logit of about 17, 1 - p rounds to 0 in float32
+            # and a log-likelihood of y = 0 would be floored at log(tiny) = -87 nats.
+            return torch.stack([torch.sigmoid(-logit), torch.sigmoid(logit)], dim=-1)
         return torch.softmax(out, dim=-1)
 
     def _imputed_probs(self, x: Tensor, z: Tensor, num_imputations: int) -> Tensor:
@@ -335,8 +337,10 @@ class EvalX(nn.Module):
         :param x: inputs ``(N, ...)``, cast to the predictor's dtype. :param y: class indices
             ``(N,)`` (0 / 1 for a Bernoulli likelihood).
         :param int num_masks: masks drawn per instance (``>= 1``).
-        :param int seed: seeds the masks and, for a multiple imputer, the imputations: the same
-            seed gives the same value, and torch's global RNG state is left as it was.
+        :param int seed: seeds the masks and, for a multiple imputer, the imputations, from two
+            independent streams: the same seed (and ``batch_size``, which orders the
+            imputations' draws) gives the same value, and torch's global RNG state is left as
+            it was.
         :param batch_size: at most this many masked inputs at once, as in
             :meth:`predict_proba`; the masks are drawn in chunks of that size too (give it
             for images: 16 masks of 10,000 MNIST images are 0.5 GB as floats).
@@ -354,8 +358,11 @@ class EvalX(nn.Module):
         chunk = num_masks if batch_size is None else max(1, batch_size // max(n, 1))
         total = 0.0
         # A multiple imputer draws from torch's global generator: seed a fork of it, so that
-        # the imputations are reproducible too and the caller's RNG state is given back.
-        with torch_seed(seed, self._device()):
+        # the imputations are reproducible too and the caller's RNG state is given back. Not
+        # with `seed` itself: on the CPU the imputer's normal draws would then reuse the very
+        # uniforms that chose the masks, and be biased where features are left out.
+        imputation_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+        with torch_seed(imputation_seed, self._device()):
             for begin in range(0, num_masks, chunk):
                 size = min(chunk, num_masks - begin)
                 masks = torch.rand((size, n, x.shape[1:].numel()), generator=generator) < 0.5

@@ -56,7 +56,9 @@ def run(
 ) -> list[dict]:
     """
     Run the experiment ``name`` (a key of :data:`EXPERIMENTS`), writing into ``out``. Its
-    ``settings.json`` is written last, so a folder without one holds a run that was cut short.
+    ``settings.json`` is written last, and an earlier run's is removed when the first results
+    are written (:func:`~lexppl.reproduce.report.write_results`): a folder whose results have
+    no ``settings.json`` beside them holds a run that was cut short.
 
     :raises ValueError: for an unknown experiment name.
     """
@@ -65,9 +67,6 @@ def run(
     module = importlib.import_module(EXPERIMENTS[name][0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # Every experiment writes settings.json when it ends: an earlier run's must not sit beside
-    # the partial results of a run cut short in the same folder.
-    (out / "settings.json").unlink(missing_ok=True)
     # Also covers the experiments' own training loops (FULL, the black boxes).
     with flush_denormals():
         return module.run(

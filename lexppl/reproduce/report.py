@@ -48,10 +48,14 @@ def write_results(
 ) -> str:
     """
     Write ``out/results.csv`` (one line per row) and ``out/results.md`` (``title``, the table,
-    then ``notes``: settings, sources of the published numbers). Returns the markdown.
+    then ``notes``: settings, sources of the published numbers), and remove an earlier run's
+    ``out/settings.json`` (the experiments write theirs when they end). Returns the markdown.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # These results belong to a run in progress, which writes its settings.json when it ends:
+    # an earlier run's must not sit beside them if this one is cut short.
+    (out / "settings.json").unlink(missing_ok=True)
     table = markdown_table(rows, columns)
     header = table.splitlines()[0].strip("| ").split(" | ")
     write_csv(out / "results.csv", rows, header)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import math
 import time
@@ -504,4 +505,11 @@ def _run(out: Path, root: str, settings: Settings, seed: int, device: str) -> li
             # Written after every run, so that an interrupted reproduction keeps its rows.
             write_results(out, rows, _TITLE, _notes(settings, train, test, rows, extra), _COLUMNS)
     _plot_curves(out, rows)
+    config = {
+        **asdict(settings),
+        "seed": seed,
+        "device": device,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    (out / "settings.json").write_text(json.dumps(config, indent=2))
     return rows

@@ -203,3 +203,10 @@ def test_relaxed_log_prob_is_finite_at_the_ends_of_the_support():
     torch.testing.assert_close(
         ours, theirs.log_prob(torch.tensor([1e-3, 0.5, 0.2, 0.9, 0.999])).sum(-1)
     )
+    # Draws below eps (17 % at temperature 0.1) keep their density: only the ends are moved.
+    small = torch.full((D,), 1e-10)
+    d_small = IndependentRelaxedBernoulli(logits=_logits(dtype=torch.float64), temperature=0.1)
+    torch.testing.assert_close(
+        IndependentRelaxedBernoulli(logits=_logits(), temperature=0.1).log_prob(small),
+        d_small.log_prob(small.double()).float(),
+    )

@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def test_quick_run_writes_results_csv_markdown_and_figures(tmp_path):
     assert (out / "curves.png").stat().st_size > 0
     for method in METHODS:
         assert (out / f"importance-{method.replace(' ', '-')}.png").stat().st_size > 0
+    settings = json.loads((out / "settings.json").read_text())  # written last, as every table's
+    assert settings["seed"] == 0 and settings["rates"] == list(rates)
 
 
 def test_missing_root_names_the_option(tmp_path):
