@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import torch
+from _options import parse_device, require_at_least
 
 from lexppl import LEXExplainer
 from lexppl.data import load
-from lexppl.nets import check_device
 
 RESULTS = Path(__file__).parent / "results"
 #: (inputs N, weight draws S)
@@ -46,13 +46,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    for option, value in [("--repeats", args.repeats), ("--threads", args.threads)]:
-        if value < 1:
-            parser.error(f"{option} must be at least 1; got {value}")
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    require_at_least(parser, [("--repeats", args.repeats, 1), ("--threads", args.threads, 1)])
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
 
     train, test = load("s3", "train"), load("s3", "test")

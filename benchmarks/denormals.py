@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from _options import require_at_least
 
 from lexppl.methods import l2x
 from lexppl.numerics import flush_denormals
@@ -94,14 +95,15 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    for option, value, least in [
-        ("--warmup-steps", args.warmup_steps, 0),
-        ("--steps", args.steps, 1),
-        ("--block", args.block, 1),
-        ("--threads", args.threads, 1),
-    ]:
-        if value < least:
-            parser.error(f"{option} must be at least {least}; got {value}")
+    require_at_least(
+        parser,
+        [
+            ("--warmup-steps", args.warmup_steps, 0),
+            ("--steps", args.steps, 1),
+            ("--block", args.block, 1),
+            ("--threads", args.threads, 1),
+        ],
+    )
     # Whole blocks only, so that each setting is timed for exactly --steps steps.
     if args.steps % args.block:
         parser.error(f"--block ({args.block}) must divide --steps ({args.steps})")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _options import parse_device
 
 from lexppl import LEX
 from lexppl.data import load
@@ -36,7 +37,7 @@ from lexppl.infer import (
     VimcoBound,
 )
 from lexppl.models import CategoricalLikelihood
-from lexppl.nets import MLP, check_device
+from lexppl.nets import MLP
 
 RESULTS = Path(__file__).parent / "results"
 L = 4  # masks per datum for every estimator
@@ -99,10 +100,7 @@ def main() -> None:
         parser.error(f"--repeats must be at least 2 (a variance needs two); got {args.repeats}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1; got {args.batch_size}")
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = parse_device(parser, args.device)
     torch.set_num_threads(1)
 
     s3 = load("s3", "train", n=args.batch_size)

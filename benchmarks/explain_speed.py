@@ -38,6 +38,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _options import parse_device, require_at_least  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lexppl import LEXExplainer  # noqa: E402
@@ -51,7 +52,7 @@ from lexppl.comparators import (  # noqa: E402
 from lexppl.data import load  # noqa: E402
 from lexppl.distributions import hard_topk  # noqa: E402
 from lexppl.metrics import explanation_time, true_positive_rate_per_instance  # noqa: E402
-from lexppl.nets import MLP, check_device  # noqa: E402
+from lexppl.nets import MLP  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 K = 5  # S3: every instance has 5 true features (its branch's 4 and the control feature x11)
@@ -102,19 +103,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    for option, value, least in [
-        ("--epochs", args.epochs, 1),
-        ("--black-box-epochs", args.black_box_epochs, 1),
-        ("--fastshap-epochs", args.fastshap_epochs, 1),
-        ("--n-train", args.n_train, 1),
-        ("--n-test", args.n_test, 2),  # a TPR's standard error needs two instances
-        ("--n-explain", args.n_explain, 2),
-        ("--lime-samples", args.lime_samples, 1),
-        ("--shap-background", args.shap_background, 1),
-        ("--seed", args.seed, 0),
-    ]:
-        if value < least:
-            parser.error(f"{option} must be at least {least}; got {value}")
+    require_at_least(
+        parser,
+        [
+            ("--epochs", args.epochs, 1),
+            ("--black-box-epochs", args.black_box_epochs, 1),
+            ("--fastshap-epochs", args.fastshap_epochs, 1),
+            ("--n-train", args.n_train, 1),
+            ("--n-test", args.n_test, 2),  # a TPR's standard error needs two instances
+            ("--n-explain", args.n_explain, 2),
+            ("--lime-samples", args.lime_samples, 1),
+            ("--shap-background", args.shap_background, 1),
+            ("--seed", args.seed, 0),
+        ],
+    )
     # KernelSHAP and LIME explain the first --n-explain test instances, which must exist for
     # the report's "same instances" to be true.
     if args.n_explain > args.n_test:
@@ -125,10 +127,7 @@ def main() -> None:
         parser.error(
             f"--shap-background ({args.shap_background}) must not exceed --n-train ({args.n_train})"
         )
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = parse_device(parser, args.device)
     torch.set_num_threads(1)
     train = load("s3", "train", n=args.n_train, seed=args.seed)
     test = load("s3", "test", n=args.n_test, seed=args.seed)

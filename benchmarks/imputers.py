@@ -27,10 +27,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from _options import parse_device, require_at_least
 
 import lexppl.imputers as imputers
 from lexppl.imputers import Imputer
-from lexppl.nets import check_device
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {"8x16": (8, 16), "28x56": (28, 56)}
@@ -102,19 +102,17 @@ def main() -> None:
     args = parser.parse_args()
     # The mixtures and clusterings need at least one row per component or cluster.
     least_rows = max(FAST_SETTINGS["n_components"], FAST_SETTINGS["n_clusters"])
-    for option, value, least in [
-        ("--batch-size", args.batch_size, 1),
-        ("--num-masks", args.num_masks, 1),
-        ("--repeats", args.repeats, 1),
-        ("--fit-rows", args.fit_rows, least_rows),
-        ("--threads", args.threads, 1),
-    ]:
-        if value < least:
-            parser.error(f"{option} must be at least {least}; got {value}")
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    require_at_least(
+        parser,
+        [
+            ("--batch-size", args.batch_size, 1),
+            ("--num-masks", args.num_masks, 1),
+            ("--repeats", args.repeats, 1),
+            ("--fit-rows", args.fit_rows, least_rows),
+            ("--threads", args.threads, 1),
+        ],
+    )
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
     n, L = args.batch_size, args.num_masks
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from _options import parse_device, require_at_least
 
 from lexppl import LEX
 from lexppl.data import load
@@ -36,7 +37,7 @@ from lexppl.distributions.relaxed import gumbel_noise, hard_topk, relaxed_topk
 from lexppl.imputers import GaussianImputer
 from lexppl.infer import PathwiseBound
 from lexppl.models import CategoricalLikelihood
-from lexppl.nets import MLP, check_device
+from lexppl.nets import MLP
 
 RESULTS = Path(__file__).parent / "results"
 K, TEMPERATURE = 5, 0.5
@@ -126,17 +127,15 @@ def main() -> None:
         settings = parse_settings(args.settings)
     except ValueError as error:
         parser.error(f"--settings: {error}")
-    for option, value, least in [
-        ("--steps", args.steps, 1),
-        ("--warmup-steps", args.warmup_steps, 0),
-        ("--threads", args.threads, 1),
-    ]:
-        if value < least:
-            parser.error(f"{option} must be at least {least}; got {value}")
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    require_at_least(
+        parser,
+        [
+            ("--steps", args.steps, 1),
+            ("--warmup-steps", args.warmup_steps, 0),
+            ("--threads", args.threads, 1),
+        ],
+    )
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
 
     steps = {setting: make_steps(*setting, device) for setting in settings}

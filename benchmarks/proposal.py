@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pyro
 import torch
+from _options import parse_device, require_at_least
 
 from lexppl import LEXExplainer, fit
 from lexppl.data import load
 from lexppl.guides import MaskProposal
 from lexppl.infer import ReinforceBound, ReweightedWakeSleepBound
-from lexppl.nets import check_device
 
 RESULTS = Path(__file__).parent / "results"
 IMPUTATIONS = 16  # per mask, in evaluation
@@ -67,19 +67,17 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    for option, value, least in [
-        ("--proposal-epochs", args.proposal_epochs, 1),
-        ("--wake-masks", args.wake_masks, 1),
-        ("--wake-imputations", args.wake_imputations, 1),
-        ("--repeats", args.repeats, 1),
-        ("--n-test", args.n_test, 2),  # the gain's standard error needs two instances
-    ]:
-        if value < least:
-            parser.error(f"{option} must be at least {least}; got {value}")
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    require_at_least(
+        parser,
+        [
+            ("--proposal-epochs", args.proposal_epochs, 1),
+            ("--wake-masks", args.wake_masks, 1),
+            ("--wake-imputations", args.wake_imputations, 1),
+            ("--repeats", args.repeats, 1),
+            ("--n-test", args.n_test, 2),  # the gain's standard error needs two instances
+        ],
+    )
+    device = parse_device(parser, args.device)
     torch.set_num_threads(1)
 
     train, test = load("s3", "train"), load("s3", "test", n=args.n_test)

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from lexppl.nets import check_device
+from _options import parse_device
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -59,10 +58,7 @@ def run_seeds(
         parser.error(f"--first-seed must be at least 0; got {first}")
     if args.workers < 1:
         parser.error(f"--workers must be at least 1; got {args.workers}")
-    try:
-        check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    parse_device(parser, args.device)
     seeds = range(first, first + args.seeds)
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import torch
+from _options import parse_device
 
 from lexppl import LEX
 from lexppl.data import load
@@ -48,7 +49,7 @@ from lexppl.distributions import KSubset
 from lexppl.imputers import ConstantImputer, MarginalImputer, MixtureOfLogisticsImputer
 from lexppl.infer import PathwiseBound
 from lexppl.models import CategoricalLikelihood, PixelGrid
-from lexppl.nets import ConvPredictor, UNetSelector, check_device
+from lexppl.nets import ConvPredictor, UNetSelector
 
 RESULTS = Path(__file__).parent / "results"
 SELECTION_RATE = 0.1
@@ -140,10 +141,7 @@ def main() -> None:
             parser.error(
                 f"{option} must be at most {most} (the panels' training split); got {value}"
             )
-    try:
-        device = check_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
     n, L = args.batch_size, args.num_masks
 
