@@ -78,6 +78,10 @@ def _table_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     return torch.promote_types(dtype, torch.float64)
 
 
+#: How far below the lowest finite centred logit a -inf logit is put (see ``_centered_logits``).
+_IMPOSSIBLE_GAP = 1000.0
+
+
 def _neg_big(dtype: torch.dtype) -> float:
     """A finite stand-in for log(0): far below any reachable log e_j, yet safe to add twice."""
     return torch.finfo(dtype).min / 8
@@ -286,7 +290,14 @@ class KSubset(TorchDistribution):
             return self._broadcast_from_root("_centered_logits", 1)
         logits = self.logits
         dtype = _table_dtype(logits.dtype, logits.device)
-        return logits.to(dtype) - self._shift.to(dtype)
+        centered = logits.to(dtype) - self._shift.to(dtype)
+        # A logit of -inf (a feature that cannot be selected) would make the tables'
+        # logaddexp(-inf, -inf) and their gradients NaN. Put it 1000 below the lowest finite
+        # logit instead: its weight relative to any other is e^-1000, 0 in float64, and
+        # log_prob sends masks that select it to -inf.
+        impossible = centered.isneginf()
+        lowest = torch.where(impossible, math.inf, centered).amin(-1, keepdim=True).detach()
+        return torch.where(impossible, lowest - _IMPOSSIBLE_GAP, centered)
 
     @lazy_property
     def _prefix_table(self) -> Tensor:
@@ -349,12 +360,10 @@ class KSubset(TorchDistribution):
         # sum_d z_d (l_d - c) = sum_d z_d l_d - k c for valid masks, so the shift cancels.
         centered = self._centered_logits
         value = value.to(centered.dtype)
-        # An unselected feature with logit -inf adds 0, not 0 · (-inf); the product keeps the
-        # gradient in ``value`` that straight-through masks rely on.
-        centered = torch.where((value == 0) & centered.isneginf(), 0.0, centered)
         score = (value * centered).sum(-1)
         lp = (score - self._centered_log_normalizer).to(self.logits.dtype)
-        invalid = value.sum(-1) != self.k
+        # Not a k-subset, or one that selects a feature whose logit is -inf.
+        invalid = (value.sum(-1) != self.k) | ((value != 0) & self.logits.isneginf()).any(-1)
         return lp.masked_fill(invalid, -math.inf)
 
     def sample(self, sample_shape: torch.Size = _EMPTY_SHAPE) -> Tensor:
@@ -385,11 +394,7 @@ class KSubset(TorchDistribution):
     def entropy(self) -> Tensor:
         r""":math:`H = \log e_k(w) - \sum_d P(Z_d = 1) \ell_d`."""
         centered = self._centered_logits
-        mean = self.mean.to(centered.dtype)
-        # A feature with logit -inf has P = 0 and adds 0 (not 0 · (-inf)). Values hold for any
-        # number of such features; gradients only for one (with several, the elementary
-        # symmetric tables' backward gives NaN).
-        expected = (mean * torch.where(centered.isneginf(), 0.0, centered)).sum(-1)
+        expected = (self.mean.to(centered.dtype) * centered).sum(-1)
         return (self._centered_log_normalizer - expected).to(self.logits.dtype)
 
     def enumerate_support(self, expand: bool = True) -> Tensor:

@@ -302,21 +302,36 @@ def test_bad_temperature(temperature):
         d.relaxed(temperature)
 
 
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_minus_infinite_logit_is_never_selected_and_scores_stay_finite(k):
-    # A feature at logit -inf is one that cannot be selected: masks without it keep finite
-    # log-probabilities that sum to 1 (k = 1 is the categorical), and the entropy is finite.
-    logits = torch.tensor([-math.inf, 1.0, 0.0, 2.0], dtype=F64, requires_grad=True)
+@pytest.mark.parametrize(
+    "logits",
+    [
+        [-math.inf, 1.0, 0.0, 2.0],
+        [1.0, 0.0, 2.0, 0.5, -math.inf, -math.inf],
+        [-math.inf, -math.inf, 1.0, 0.0, -3.0],
+        [-2000.0, -math.inf, 0.5, -2500.0, 0.0],  # finite logits far below the others
+    ],
+    ids=["one", "two-last", "two-first", "far"],
+)
+@pytest.mark.parametrize("k", [1, 2])
+def test_minus_infinite_logits_are_never_selected_and_scores_stay_finite(logits, k):
+    # A feature at logit -inf cannot be selected: masks with it score -inf, the others keep
+    # finite log-probabilities that sum to 1 (k = 1 is the categorical), the marginals and the
+    # entropy are those of the enumeration, and every gradient is finite.
+    logits = torch.tensor(logits, dtype=F64, requires_grad=True)
     d = KSubset(logits=logits, k=k)
     support = d.enumerate_support()
     log_prob = d.log_prob(support)
-    with_it = support[:, 0] == 1
+    with_it = (support[:, logits.isneginf()] == 1).any(-1)
     assert (log_prob[with_it] == -math.inf).all() and torch.isfinite(log_prob[~with_it]).all()
     torch.testing.assert_close(log_prob.exp().sum(), torch.tensor(1.0, dtype=F64))
     p = log_prob[~with_it].exp()
-    torch.testing.assert_close(d.entropy(), -(p * p.log()).sum())
+    torch.testing.assert_close(d.entropy(), -(p * log_prob[~with_it]).sum())
+    torch.testing.assert_close(d.mean, (p[:, None] * support[~with_it]).sum(0))
     if k == 1:
         categorical = torch.distributions.Categorical(logits=logits)
         torch.testing.assert_close(log_prob, categorical.log_prob(support.argmax(-1)))
-    (grad,) = torch.autograd.grad(d.entropy() + log_prob[~with_it].sum(), logits)
-    assert torch.isfinite(grad).all()
+    loss = d.entropy() + log_prob[~with_it].sum() + d.mean.sum() + d.log_normalizer
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.isfinite(grad).all() and (grad[logits.isneginf()] == 0).all()
+    torch.manual_seed(0)
+    assert (d.sample((2000,))[:, logits.isneginf()] == 0).all()
