@@ -78,8 +78,10 @@ def _table_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     return torch.promote_types(dtype, torch.float64)
 
 
-#: How far below the lowest finite centred logit a -inf logit is put (see ``_centered_logits``).
-_IMPOSSIBLE_GAP = 1000.0
+#: How far below the lowest finite centred logit a -inf logit is put (``_centered_logits``),
+#: by the tables' dtype: a relative weight below the dtype's resolution (e^-100, e^-40), yet
+#: within the range where the tables' second derivatives stay finite (709, 88; ``_esp_table``).
+_IMPOSSIBLE_GAP = {torch.float64: 100.0, torch.float32: 40.0}
 
 
 def _neg_big(dtype: torch.dtype) -> float:
@@ -237,6 +239,16 @@ class KSubset(TorchDistribution):
         setattr(self, param_name, param)
         self._root = None
         super().__init__(param.shape[:-1], param.shape[-1:], validate_args=validate_args)
+        if self._validate_args:
+            # A logit of -inf (probability 0) is a feature that cannot be selected; k of them
+            # must remain, or no k-subset has positive probability.
+            selectable = (param > (-math.inf if param_name == "logits" else 0.0)).sum(-1)
+            if bool((selectable < self.k).any()):
+                raise ValueError(
+                    f"{type(self).__name__} needs at least k = {self.k} selectable features "
+                    f"(logit above -inf, probability above 0) in every row; got "
+                    f"{int(selectable.min())}."
+                )
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(KSubset, _instance)
@@ -292,12 +304,13 @@ class KSubset(TorchDistribution):
         dtype = _table_dtype(logits.dtype, logits.device)
         centered = logits.to(dtype) - self._shift.to(dtype)
         # A logit of -inf (a feature that cannot be selected) would make the tables'
-        # logaddexp(-inf, -inf) and their gradients NaN. Put it 1000 below the lowest finite
-        # logit instead: its weight relative to any other is e^-1000, 0 in float64, and
-        # log_prob sends masks that select it to -inf.
+        # logaddexp(-inf, -inf) and their gradients NaN. Put it _IMPOSSIBLE_GAP below the
+        # lowest finite logit instead: a weight below the dtype's resolution relative to any
+        # other, with finite first and second derivatives; log_prob sends masks that select it
+        # to -inf.
         impossible = centered.isneginf()
         lowest = torch.where(impossible, math.inf, centered).amin(-1, keepdim=True).detach()
-        return torch.where(impossible, lowest - _IMPOSSIBLE_GAP, centered)
+        return torch.where(impossible, lowest - _IMPOSSIBLE_GAP.get(dtype, 40.0), centered)
 
     @lazy_property
     def _prefix_table(self) -> Tensor:

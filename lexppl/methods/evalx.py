@@ -223,7 +223,8 @@ class EvalX(nn.Module):
         if isinstance(self.likelihood, BernoulliLikelihood):
             logit = out.reshape(out.shape[0])
             # sigmoid(-logit), not 1 - p: past a logit of about 17, 1 - p rounds to 0 in float32
-            # and a log-likelihood of y = 0 would be floored at log(tiny) = -87 nats.
+            # and a log-likelihood of y = 0 was floored at log(tiny) = -87 nats. Probabilities
+            # still underflow past a logit of about 87 (as softmax does): the floor is there.
             return torch.stack([torch.sigmoid(-logit), torch.sigmoid(logit)], dim=-1)
         return torch.softmax(out, dim=-1)
 
@@ -361,7 +362,7 @@ class EvalX(nn.Module):
         # the imputations are reproducible too and the caller's RNG state is given back. Not
         # with `seed` itself: on the CPU the imputer's normal draws would then reuse the very
         # uniforms that chose the masks, and be biased where features are left out.
-        imputation_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+        imputation_seed = int(np.random.SeedSequence([seed % 2**64, 1]).generate_state(1)[0])
         with torch_seed(imputation_seed, self._device()):
             for begin in range(0, num_masks, chunk):
                 size = min(chunk, num_masks - begin)

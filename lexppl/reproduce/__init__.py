@@ -57,8 +57,9 @@ def run(
     """
     Run the experiment ``name`` (a key of :data:`EXPERIMENTS`), writing into ``out``. Its
     ``settings.json`` is written last, and an earlier run's is removed when the first results
-    are written (:func:`~lexppl.reproduce.report.write_results`): a folder whose results have
-    no ``settings.json`` beside them holds a run that was cut short.
+    are written (:func:`~lexppl.reproduce.report.write_results`): from lexppl 0.2.0 on, a
+    folder whose results have no ``settings.json`` beside them holds a run that was cut short
+    (the stored ``results/sp-mnist`` predates sp-mnist writing one).
 
     :raises ValueError: for an unknown experiment name.
     """

@@ -383,7 +383,8 @@ def run(out: Path, root: str | None, quick: bool, seed: int, device: str) -> lis
     """
     Train the three imputations at every selection rate of ``SETTINGS`` and write
     ``results.csv``, ``results.md``, ``curves.png`` (TPR / FDR / ACC against the rate) and one
-    ``importance-<method>.png`` per method (maps at the rate nearest 10 %) into ``out``.
+    ``importance-<method>.png`` per method (maps at the rate nearest 10 %) into ``out``, and
+    ``settings.json`` last.
 
     :param root: folder with MNIST and Fashion-MNIST (``mnist/`` and ``fashion/`` IDX files,
         or torchvision's layout), read through :func:`lexppl.data.load`.

@@ -335,3 +335,29 @@ def test_minus_infinite_logits_are_never_selected_and_scores_stay_finite(logits,
     assert torch.isfinite(grad).all() and (grad[logits.isneginf()] == 0).all()
     torch.manual_seed(0)
     assert (d.sample((2000,))[:, logits.isneginf()] == 0).all()
+    finite = ~logits.isneginf()
+    if (logits[finite].max() - logits[finite].min()) < 700:  # the tables' second-order range
+        # Second derivatives too (REBAR uses them): the Hessian of log Z over the finite
+        # logits is that of a KSubset without the -inf features.
+        def log_z(free):
+            return KSubset(
+                logits=torch.where(finite, logits.new_zeros(()), logits).masked_scatter(
+                    finite, free
+                ),
+                k=k,
+            ).log_normalizer
+
+        def log_z_without(free):
+            return KSubset(logits=free, k=k).log_normalizer
+
+        free = logits.detach()[finite]
+        hessian = torch.autograd.functional.hessian(log_z, free)
+        torch.testing.assert_close(hessian, torch.autograd.functional.hessian(log_z_without, free))
+
+
+@pytest.mark.parametrize("logits", [[1.0, -math.inf, -math.inf], [-math.inf] * 3])
+def test_fewer_than_k_selectable_features_are_refused(logits):
+    with pytest.raises(ValueError, match="at least k = 2 selectable features"):
+        KSubset(logits=torch.tensor(logits), k=2, validate_args=True)
+    with pytest.raises(ValueError, match="at least k = 2 selectable features"):
+        KSubset(probs=torch.sigmoid(torch.tensor(logits)), k=2, validate_args=True)

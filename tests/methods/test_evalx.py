@@ -385,6 +385,8 @@ def test_log_likelihood_draws_imputations_independent_of_the_masks():
     zeros = evalx.log_likelihood(x, torch.zeros(n), num_masks=num_masks, seed=0)
     se = 3 * math.sqrt(d / 2 / (n * num_masks))
     assert abs(ones - zeros) < 4 * se, (ones, zeros, se)
+    # A negative seed is a seed too, as it was before the imputations had their own stream.
+    assert evalx.log_likelihood(x, torch.ones(n), num_masks=2, seed=-1) < 0
 
 
 def test_predict_proba_batch_size_counts_mask_samples_instances_and_imputations():
