@@ -177,18 +177,6 @@ def numpy_seed(seed: int | None) -> Iterator[None]:
         np.random.set_state(state)
 
 
-@contextlib.contextmanager
-def torch_seed(seed: int, device: str | torch.device) -> Iterator[None]:
-    """Seed torch's global generator (and ``device``'s, for CUDA) inside the block, for the
-    initialisation and training of a comparator's network, and give the caller's state back
-    afterwards."""
-    # torch.manual_seed seeds every initialised CUDA device too: fork them all.
-    cuda = torch.cuda.is_initialized() or torch.device(device).type == "cuda"
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
-        torch.manual_seed(seed)
-        yield
-
-
 class Comparator:
     """
     Base class of the post-hoc comparators: a feature-attribution method built from the model

@@ -17,10 +17,9 @@ from lexppl.comparators.base import (
     check_inputs,
     check_int,
     resolve_targets,
-    torch_seed,
 )
 from lexppl.imputers.base import NotFittedError
-from lexppl.nets import MLP, eval_mode, module_device, module_dtype
+from lexppl.nets import MLP, eval_mode, module_device, module_dtype, torch_seed
 from lexppl.numerics import flush_denormals
 
 __all__ = ["FastSHAP", "shapley_kernel_size_probs"]

@@ -18,10 +18,9 @@ from lexppl.comparators.base import (
     check_int,
     numpy_predictor,
     resolve_targets,
-    torch_seed,
 )
 from lexppl.imputers.base import NotFittedError
-from lexppl.nets import MLP
+from lexppl.nets import MLP, torch_seed
 from lexppl.numerics import flush_denormals
 
 __all__ = ["SENN"]

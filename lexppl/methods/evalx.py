@@ -41,7 +41,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lexppl.comparators.base import torch_seed
 from lexppl.imputers.base import Imputer, NotFittedError
 from lexppl.imputers.constant import ConstantImputer
 from lexppl.inputs import as_inputs, as_labels
@@ -49,7 +48,7 @@ from lexppl.metrics.prediction import accuracy, auroc
 from lexppl.models.groups import Identity
 from lexppl.models.lex import LEX
 from lexppl.models.likelihoods import BernoulliLikelihood, CategoricalLikelihood
-from lexppl.nets import check_device, eval_mode, module_device, module_dtype
+from lexppl.nets import check_device, eval_mode, module_device, module_dtype, torch_seed
 from lexppl.train import pretrain_predictor
 
 __all__ = ["EvalX"]

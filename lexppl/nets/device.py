@@ -1,14 +1,29 @@
 """The device and dtype of a torch module the user gave (a black box, an evaluator), so that data
-can be moved to it whichever device they are on and whatever precision they chose."""
+can be moved to it whichever device they are on and whatever precision they chose; and torch's
+random generators seeded for a block, on every device they live on."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["check_device", "module_device", "module_dtype"]
+__all__ = ["check_device", "module_device", "module_dtype", "torch_seed"]
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int, device: str | torch.device) -> Iterator[None]:
+    """Seed torch's global generator (and ``device``'s, for CUDA) inside the block, e.g. for
+    the initialisation and training of a comparator's network or an evaluator's imputations,
+    and give the caller's state back afterwards."""
+    # torch.manual_seed seeds every initialised CUDA device too: fork them all.
+    cuda = torch.cuda.is_initialized() or torch.device(device).type == "cuda"
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def module_device(module: object, default: torch.device) -> torch.device:
